@@ -1,0 +1,83 @@
+# FFAAS — the two commands:
+#   make up     install everything on a fresh Debian/Ubuntu machine and start Redis + both planes
+#   make test   run the whole test suite (what .ci/run calls)
+# Also: make down, make status, make bench, make lint, make examples, make install.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= ./data
+RUN_DIR := $(DATA_DIR)/run
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSTEM_PACKAGES := redis-server clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 python3-venv
+BENCH_PACKAGES := wrk
+REDIS_PORT ?= 6379
+export FFAAS_DATA_DIR ?= $(DATA_DIR)
+
+.PHONY: install system-packages python-deps examples up down status test bench lint clean
+
+install: system-packages python-deps examples
+
+# Debian packages, installed only when missing (apt-get update runs only then).
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+python-deps: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+examples: system-packages
+	$(MAKE) -s -C examples
+
+# Start Redis (unless one answers on REDIS_PORT) and both planes in the background.
+up: install
+	@mkdir -p $(RUN_DIR)
+	@if ! redis-cli -p $(REDIS_PORT) ping >/dev/null 2>&1; then \
+		redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --daemonize yes --dir $(abspath $(DATA_DIR)) \
+			--appendonly yes --pidfile $(abspath $(RUN_DIR))/redis.pid --logfile $(abspath $(RUN_DIR))/redis.log; \
+		echo "redis-server started on :$(REDIS_PORT)"; \
+	fi
+	@for plane in control_plane data_plane; do \
+		if [ -f $(RUN_DIR)/$$plane.pid ] && kill -0 $$(cat $(RUN_DIR)/$$plane.pid) 2>/dev/null; then \
+			echo "$$plane already running (pid $$(cat $(RUN_DIR)/$$plane.pid))"; continue; fi; \
+		nohup $(BIN)/python -m $$plane >$(RUN_DIR)/$$plane.log 2>&1 & echo $$! >$(RUN_DIR)/$$plane.pid; \
+	done
+	@for url in http://127.0.0.1:$${FFAAS_CONTROL_PLANE_PORT:-3000}/status http://127.0.0.1:$${FFAAS_DATA_PLANE_PORT:-4000}/status; do \
+		for i in $$(seq 100); do curl -sf $$url >/dev/null && break; sleep 0.1; done; \
+		curl -sf $$url >/dev/null || { echo "$$url is not answering; see $(RUN_DIR)/*.log"; exit 1; }; \
+	done
+	@echo "FFAAS is up: control plane http://127.0.0.1:$${FFAAS_CONTROL_PLANE_PORT:-3000}, data plane http://127.0.0.1:$${FFAAS_DATA_PLANE_PORT:-4000} (logs in $(RUN_DIR))"
+
+down:
+	@for plane in data_plane control_plane redis; do \
+		if [ -f $(RUN_DIR)/$$plane.pid ]; then kill $$(cat $(RUN_DIR)/$$plane.pid) 2>/dev/null || true; rm -f $(RUN_DIR)/$$plane.pid; echo "stopped $$plane"; fi; \
+	done
+
+status:
+	@curl -s http://127.0.0.1:$${FFAAS_CONTROL_PLANE_PORT:-3000}/status; echo
+	@curl -s http://127.0.0.1:$${FFAAS_DATA_PLANE_PORT:-4000}/status; echo
+
+test: install
+	$(BIN)/pytest
+
+bench: install
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES); }
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: python-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared control_plane data_plane
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,142 @@
+"""The benchmark's command line: `python -m bench [--duration S] [--connections 1,50] ...`.
+
+Checks what it needs before starting anything (wrk, build/examples/hello.wasm),
+starts the system under test in a temporary directory, runs the scenarios,
+prints the table and writes the JSON. Every process it started is stopped on
+the way out, also on Ctrl-C, SIGTERM or an error. Exit status: 0 when every
+scenario ran cleanly, 1 when any problem was recorded, 2 when it could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from types import FrameType
+
+if __package__ in (None, ""):  # run as `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import format_report, write_json
+from bench.scenarios import SCENARIOS, Context, Options, Results, ScenarioError
+from bench.system import REPO, System, SystemUnderTestError
+from bench.wrk import WRK_HINT, WrkError
+
+HELLO_WASM = REPO / "build" / "examples" / "hello.wasm"
+RESULTS_JSON = REPO / "bench" / "results" / "latest.json"
+
+
+def _connections(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(item) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmark FFAAS.")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run (default 10)")
+    parser.add_argument(
+        "--connections",
+        type=_connections,
+        default=(1, 50),
+        help="comma-separated wrk concurrencies (default 1,50)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="seconds of discarded wrk load before each run (default 1; 0 to skip)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="most wrk threads per run, never more than connections (default 2)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(SCENARIOS),
+        help="run only these scenarios (repeatable; default: all, in order)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_JSON, help="JSON output file")
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the temporary directory (process logs, data dir) and print its path",
+    )
+    return parser.parse_args(argv)
+
+
+def preflight(selected: list[str]) -> None:
+    """Fails before anything starts if a tool or the module a scenario needs is missing."""
+    missing = []
+    if "throughput" in selected and shutil.which("wrk") is None:
+        missing.append(f"wrk is not installed: {WRK_HINT}")
+    if "deploy" in selected and not HELLO_WASM.is_file():
+        missing.append(
+            f"{HELLO_WASM.relative_to(REPO)} is missing: run `make -C examples` "
+            "(its toolchain comes with `make install`)"
+        )
+    if "deploy" in selected and shutil.which("redis-server") is None:
+        missing.append("redis-server is not installed: run `make install`")
+    if missing:
+        raise SystemExit("bench: " + "\nbench: ".join(missing))
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, through the `with` that stops the processes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    selected = args.scenario or list(SCENARIOS)
+    selected = [name for name in SCENARIOS if name in selected]
+    try:
+        preflight(selected)
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+
+    options = Options(args.duration, args.connections, args.warmup, args.threads, HELLO_WASM)
+    results = Results()
+    workdir = Path(tempfile.mkdtemp(prefix="ffaas-bench-"))
+    try:
+        with System(workdir, python=sys.executable) as system:
+            context = Context(system, options, results, say)
+            for name in selected:
+                try:
+                    SCENARIOS[name](context)
+                except (ScenarioError, SystemUnderTestError, WrkError, TimeoutError, OSError) as exc:
+                    results.problems.append(f"{name}: {exc}")
+                    say(f"scenario {name} failed: {exc}")
+            say("stopping every process the benchmark started")
+    except KeyboardInterrupt:
+        say("interrupted; every process the benchmark started has been stopped")
+        return 130
+    finally:
+        if args.keep_workdir:
+            say(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(format_report(results))
+    write_json(results, options, args.output)
+    say(f"figures written to {args.output}")
+    return 1 if results.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

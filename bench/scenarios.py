@@ -1,0 +1,181 @@
+"""What the benchmark measures. A scenario is a function of a `Context` that adds figures to its `Results`.
+
+Scenarios run in the order of `SCENARIOS`; one that fails is recorded as a
+problem and the next still runs (what needs the hello endpoint is skipped, and
+says so). A new benchmark (JS processors, conversations) is one more function
+here and one more entry in `SCENARIOS`; `report.py` prints whatever is in
+`Results`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.client import Response, post_json, request, time_first_success
+from bench.system import System
+from bench.wrk import WrkResult, run_wrk
+
+HELLO_BODY = b"Hello, world!\n"
+WAGI_HELLO = "WAGI hello"
+BARE = "bare Starlette"
+FIRST_SUCCESS_TIMEOUT_S = 30.0
+
+
+class ScenarioError(RuntimeError):
+    """A scenario could not measure what it measures; the message says why."""
+
+
+@dataclass(frozen=True)
+class Options:
+    duration_s: float
+    connections: tuple[int, ...]
+    warmup_s: float
+    max_threads: int
+    hello_wasm: Path
+
+
+@dataclass(frozen=True)
+class ThroughputRow:
+    target: str
+    result: WrkResult
+
+
+@dataclass(frozen=True)
+class Timing:
+    label: str
+    ms: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    throughput: list[ThroughputRow] = field(default_factory=list)
+    timings: dict[str, Timing] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def timing(self, key: str, label: str, seconds: float, **detail: Any) -> None:
+        self.timings[key] = Timing(label, round(seconds * 1000, 3), detail)
+
+
+@dataclass
+class Context:
+    system: System
+    options: Options
+    results: Results
+    say: Callable[[str], None]
+    hello_endpoint_id: str | None = None
+
+
+Scenario = Callable[[Context], None]
+
+
+def _expect_2xx(response: Response, what: str) -> Response:
+    if not 200 <= response.status < 300:
+        raise ScenarioError(f"{what} answered {response.status}: {response.body[:500]!r}")
+    return response
+
+
+def _check_hello(response: Response, what: str, results: Results) -> None:
+    if response.body != HELLO_BODY:
+        results.problems.append(f"{what}: expected body {HELLO_BODY!r}, got {response.body[:200]!r}")
+
+
+def deploy_hello(ctx: Context) -> None:
+    """Starts the planes, creates an endpoint, deploys hello.wasm; times deploy -> first 200 call."""
+    system, results = ctx.system, ctx.results
+    ctx.say("starting redis-server, control plane and data plane")
+    system.start_planes()
+    control, data = system.url("control_plane"), system.url("data_plane")
+    created = _expect_2xx(
+        post_json(control, "/endpoint", {"name": "bench-hello"}, system.admin_headers), "POST /endpoint"
+    )
+    endpoint_id = str(created.json()["id"])
+    wasm = ctx.options.hello_wasm.read_bytes()
+
+    ctx.say(f"deploying {ctx.options.hello_wasm.name} ({len(wasm)} bytes) to endpoint {endpoint_id}")
+    headers = {"content-type": "application/octet-stream", **system.admin_headers}
+    started = time.perf_counter()
+    deployed = request(control, "POST", f"/endpoint/{endpoint_id}/deploy", wasm, headers)
+    deploy_s = time.perf_counter() - started
+    _expect_2xx(deployed, f"POST /endpoint/{endpoint_id}/deploy")
+    first = time_first_success(data, f"/{endpoint_id}", FIRST_SUCCESS_TIMEOUT_S)
+    _check_hello(first.response, "first call after deploy", results)
+
+    results.timing(
+        "deploy_request", "deploy request (POST /endpoint/<id>/deploy)", deploy_s, module_bytes=len(wasm)
+    )
+    results.timing(
+        "deploy_to_first_success",
+        "deploy response -> first 200 from the data plane",
+        first.elapsed_s,
+        attempts=first.attempts,
+        before=first.statuses_before,
+    )
+    ctx.hello_endpoint_id = endpoint_id
+
+
+def throughput(ctx: Context) -> None:
+    """wrk against the bare app, then the WAGI hello endpoint, at each concurrency."""
+    options, results = ctx.options, ctx.results
+    # The bare app first, while the planes are idle: after a WAGI run the control plane may still be
+    # ingesting that run's conversations, and would compete with the baseline for the CPU.
+    targets = [(BARE, ctx.system.start_bare_app() + "/")]
+    if ctx.hello_endpoint_id is not None:
+        targets.append((WAGI_HELLO, f"{ctx.system.url('data_plane')}/{ctx.hello_endpoint_id}"))
+    else:
+        results.skipped.append(f"{WAGI_HELLO} throughput: no endpoint was deployed")
+    for target, url in targets:
+        for connections in options.connections:
+            if options.warmup_s > 0:
+                ctx.say(f"wrk warm-up: {target}, {connections} connections, {options.warmup_s:g} s")
+                run_wrk(url, connections, options.warmup_s, options.max_threads)
+            ctx.say(f"wrk: {target}, {connections} connections, {options.duration_s:g} s")
+            result = run_wrk(url, connections, options.duration_s, options.max_threads)
+            results.throughput.append(ThroughputRow(target, result))
+            if not result.ok:
+                results.problems.append(
+                    f"{target} c={connections}: {result.requests} requests, {result.error_statuses} error "
+                    f"statuses, socket errors {result.socket_errors}"
+                )
+
+
+def restart_data_plane(ctx: Context) -> None:
+    """Restarts the data plane; times its first call, which it serves from its disk cache."""
+    if ctx.hello_endpoint_id is None:
+        ctx.results.skipped.append("data-plane restart: no endpoint was deployed")
+        return
+    system, results = ctx.system, ctx.results
+    ctx.say("restarting the data plane (SIGTERM, wait, start)")
+    restart_s = system.restart("data_plane")
+    data, path = system.url("data_plane"), f"/{ctx.hello_endpoint_id}"
+    started = time.perf_counter()
+    first = request(data, "GET", path)
+    first_s = time.perf_counter() - started
+    results.timing("restart_to_status_ok", "data-plane start -> GET /status 200", restart_s)
+    results.timing(
+        "first_call_after_restart", "first call after the data plane restarted", first_s, status=first.status
+    )
+    if first.status != 200:
+        results.problems.append(f"first call after restart answered {first.status}: {first.body[:200]!r}")
+        later = time_first_success(data, path, FIRST_SUCCESS_TIMEOUT_S)
+        results.timing(
+            "first_success_after_restart",
+            "first 200 after the data plane restarted",
+            first_s + later.elapsed_s,
+            attempts=later.attempts + 1,
+            before=later.statuses_before,
+        )
+    else:
+        _check_hello(first, "first call after restart", results)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "deploy": deploy_hello,
+    "throughput": throughput,
+    "restart": restart_data_plane,
+}

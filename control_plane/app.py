@@ -1,0 +1,62 @@
+"""`create_app(settings)`: the control plane's Starlette app.
+
+The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries),
+reconciles Redis with SQLite, and stores them on `app.state.services`; it closes them at
+shutdown. Nothing is opened at import time. Routes come from `routes/`; every error
+leaves as the one JSON error body (`shared.errors.install_error_handlers`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from control_plane.auth import AdminTokenMiddleware
+from control_plane.publisher import Publisher
+from control_plane.routes import deploys, endpoints, status
+from control_plane.settings import Settings
+from control_plane.state import Services
+from control_plane.storage.database import open_database
+from shared import redis as shared_redis
+from shared.errors import install_error_handlers
+from shared.keys import Keys
+
+log = logging.getLogger("ffaas.control_plane")
+
+
+def create_app(settings: Settings) -> Starlette:
+    # routes/processors.py and routes/conversations.py add their `routes` here.
+    routes: list[BaseRoute] = [*status.routes, *endpoints.routes, *deploys.routes]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = await open_database(settings.database_path)
+        try:
+            redis = await shared_redis.connect(settings.redis_url)
+        except BaseException:
+            await db.close()
+            raise
+        try:
+            keys = Keys(settings.redis_prefix)
+            publisher = Publisher(db, redis, keys, ack_timeout_ms=settings.deploy_ack_timeout_ms)
+            await publisher.reconcile()
+            app.state.services = Services(settings, db, redis, keys, publisher)
+            log.info("control plane ready: database %s, Redis %s", settings.database_path, settings.redis_url)
+            yield
+        finally:
+            await redis.aclose()
+            await db.close()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(AdminTokenMiddleware, token=settings.admin_token)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    return app

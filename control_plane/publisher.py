@@ -1,0 +1,142 @@
+"""Publishing endpoint state to Redis, always AFTER the SQLite commit that decided it.
+
+For one changed endpoint (`publish_endpoint`):
+1. the module bytes go to `keys.module(hash)` (SET NX: a hash names its bytes forever);
+2. the `keys.routes` hash gets the endpoint's `EndpointRoute` (HSET), or loses it (HDEL)
+   when the endpoint is gone or has no active deploy; the route is read from SQLite
+   after the commit, under a lock, so concurrent changes cannot leave a stale route;
+3. a `RouteEvent` is PUBLISHed on `keys.events`; PUBLISH answers how many subscribers,
+   i.e. data planes, received it;
+4. each data plane RPUSHes to `keys.acks(event_id)` once it serves the new state; we
+   BLPOP that many acks within the deploy ack timeout, then DEL the key. A timeout is
+   logged, not an error: Redis holds the state and a late data plane catches up.
+So once a change's response is back, every live data plane serves it (read-your-writes).
+
+`reconcile` makes Redis match SQLite at startup, then tells every data plane to re-read
+every route (`RouteEvent(endpoint_id="*")`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from control_plane.storage import endpoints as endpoint_store
+from control_plane.storage.database import Database
+from control_plane.storage.modules import load_module
+from shared.errors import Unavailable
+from shared.events import EndpointRoute, RouteEvent
+from shared.keys import Keys
+
+log = logging.getLogger("ffaas.control_plane.publisher")
+
+EVERY_ENDPOINT = "*"
+
+
+class Publisher:
+    def __init__(self, db: Database, redis: aioredis.Redis, keys: Keys, *, ack_timeout_ms: int) -> None:
+        self._db = db
+        self._redis = redis
+        self._keys = keys
+        self._ack_timeout_s = ack_timeout_ms / 1000
+        self._route_lock = asyncio.Lock()
+
+    async def publish_endpoint(
+        self, endpoint_id: str, *, change: str, module: tuple[str, bytes] | None = None
+    ) -> None:
+        """Publish the stored state of `endpoint_id`; `module` is (hash, bytes) of a new deploy.
+
+        `change` names what was stored ("deploy <id>", ...) for the 503 message if Redis fails.
+        """
+        try:
+            if module is not None:
+                module_hash, data = module
+                await self._redis.set(self._keys.module(module_hash), data, nx=True)
+            route = await self._write_route(endpoint_id)
+            event = RouteEvent(event_id=uuid.uuid4().hex, endpoint_id=endpoint_id)
+            receivers = int(await self._redis.publish(self._keys.events, event.pack()))
+            await self._await_acks(event, receivers)
+        except (RedisError, OSError) as exc:
+            log.error("publishing %s failed: %s", change, exc)
+            raise Unavailable(
+                f"{change} is stored but could not be published: Redis unavailable (FFAAS_REDIS_URL)"
+            ) from exc
+        log.info(
+            "published endpoint %s (deploy %s) to %d data plane(s)",
+            endpoint_id,
+            route.deploy_id if route else "none",
+            receivers,
+        )
+
+    async def reconcile(self) -> None:
+        """Make Redis match SQLite: modules and routes of active deploys, no stale routes."""
+        routes = await endpoint_store.active_routes(self._db)
+        async with self._route_lock:
+            for route in routes:
+                await self._ensure_module(route.module_hash)
+                await self._redis.hset(self._keys.routes, route.endpoint_id, _packed(route))
+            active = {route.endpoint_id for route in routes}
+            stored = [_text(endpoint_id) for endpoint_id in await self._redis.hkeys(self._keys.routes)]
+            stale = [endpoint_id for endpoint_id in stored if endpoint_id not in active]
+            if stale:
+                await self._redis.hdel(self._keys.routes, *stale)
+        event = RouteEvent(event_id=uuid.uuid4().hex, endpoint_id=EVERY_ENDPOINT)
+        await self._redis.publish(self._keys.events, event.pack())
+        log.info(
+            "reconciled Redis: %d route(s) published, %d stale route(s) removed", len(routes), len(stale)
+        )
+
+    async def _write_route(self, endpoint_id: str) -> endpoint_store.ActiveRoute | None:
+        async with self._route_lock:
+            route = await endpoint_store.active_route(self._db, endpoint_id)
+            if route is None:
+                await self._redis.hdel(self._keys.routes, endpoint_id)
+                return None
+            await self._ensure_module(route.module_hash)
+            await self._redis.hset(self._keys.routes, endpoint_id, _packed(route))
+            return route
+
+    async def _ensure_module(self, module_hash: str) -> None:
+        """Make the module's bytes available in Redis, refilling them from SQLite if missing."""
+        key = self._keys.module(module_hash)
+        if await self._redis.exists(key):
+            return
+        module = await load_module(self._db, module_hash)
+        if module is None:
+            raise RuntimeError(f"module {module_hash} is referenced by a deploy but not stored")
+        await self._redis.set(key, module, nx=True)
+
+    async def _await_acks(self, event: RouteEvent, receivers: int) -> None:
+        key = self._keys.acks(event.event_id)
+        deadline = time.monotonic() + self._ack_timeout_s
+        acked = 0
+        try:
+            while acked < receivers:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or await self._redis.blpop([key], timeout=max(remaining, 0.001)) is None:
+                    log.warning(
+                        "event %s for endpoint %s: %d of %d data plane(s) acknowledged within %d ms "
+                        "(FFAAS_DEPLOY_ACK_TIMEOUT_MS)",
+                        event.event_id,
+                        event.endpoint_id,
+                        acked,
+                        receivers,
+                        self._ack_timeout_s * 1000,
+                    )
+                    return
+                acked += 1
+        finally:
+            await self._redis.delete(key)
+
+
+def _packed(route: endpoint_store.ActiveRoute) -> bytes:
+    return EndpointRoute(route.endpoint_id, route.deploy_id, route.module_hash, route.env).pack()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,98 @@
+"""Deploys: upload a module to an endpoint (it becomes active), and roll back to an older one.
+
+- POST /endpoint/<id>/deploy, body = the wasm bytes (any content type) -> 201 deploy object.
+  Refused uploads (too large: 413; empty or invalid: 400) store nothing, anywhere.
+- POST /endpoint/<id>/rollback, optional body {"deploy_id": "<uuid>"} -> 200 endpoint object.
+  Without a deploy_id, the deploy preceding the active one in the history becomes active.
+  The history itself never changes.
+Both publish the endpoint after the SQLite commit; the response comes back once every
+live data plane serves the change (or the ack timeout passed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from control_plane.module_validation import validate_module
+from control_plane.routes.endpoints import deploy_json, endpoint_json, endpoint_not_found
+from control_plane.routes.request_body import read_capped_body, read_json
+from control_plane.state import services
+from control_plane.storage import endpoints as store
+from shared.content_hash import content_hash
+from shared.errors import BadRequest, NotFound
+
+
+async def create_deploy(request: Request) -> JSONResponse:
+    found = services(request)
+    endpoint_id = request.path_params["endpoint_id"]
+    if await store.get_endpoint(found.db, endpoint_id) is None:
+        raise endpoint_not_found(endpoint_id)
+    limit = found.settings.max_module_bytes
+    data = await read_capped_body(
+        request, limit, f"module is larger than {limit} bytes (FFAAS_MAX_MODULE_BYTES)"
+    )
+    if not data:
+        raise BadRequest("request body is empty; send the WebAssembly module's bytes")
+    await asyncio.to_thread(validate_module, data)
+    module_hash = content_hash(data)
+    deploy = await store.add_deploy(found.db, endpoint_id, module_hash, data)
+    if deploy is None:  # deleted while the upload was being validated
+        raise endpoint_not_found(endpoint_id)
+    await found.publisher.publish_endpoint(
+        endpoint_id, change=f"deploy {deploy.id}", module=(module_hash, data)
+    )
+    return JSONResponse(deploy_json(deploy), status_code=201)
+
+
+async def rollback(request: Request) -> JSONResponse:
+    found = services(request)
+    endpoint_id = request.path_params["endpoint_id"]
+    body = await read_json(request)
+    if body is not None and not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object or empty")
+    deploy_id = (body or {}).get("deploy_id")
+    if deploy_id is not None and not isinstance(deploy_id, str):
+        raise BadRequest("deploy_id must be a string")
+
+    def choose(endpoint: store.Endpoint) -> store.Deploy:
+        if deploy_id is not None:
+            return _named_deploy(endpoint, deploy_id)
+        return _previous_deploy(endpoint)
+
+    endpoint = await store.activate_deploy(found.db, endpoint_id, choose)
+    if endpoint is None:
+        raise endpoint_not_found(endpoint_id)
+    await found.publisher.publish_endpoint(
+        endpoint_id, change=f"rollback of endpoint {endpoint_id} to deploy {endpoint.active_deploy_id}"
+    )
+    return JSONResponse(endpoint_json(endpoint, found.settings.public_url))
+
+
+def _named_deploy(endpoint: store.Endpoint, deploy_id: str) -> store.Deploy:
+    for deploy in endpoint.deploy_history:
+        if deploy.id == deploy_id:
+            return deploy
+    raise NotFound(f"deploy {deploy_id} not found in endpoint {endpoint.id}")
+
+
+def _previous_deploy(endpoint: store.Endpoint) -> store.Deploy:
+    ids = [deploy.id for deploy in endpoint.deploy_history]
+    if endpoint.active_deploy_id is None:
+        raise BadRequest(f"endpoint {endpoint.id} has no deploy to roll back from")
+    position = ids.index(endpoint.active_deploy_id)
+    if position == 0:
+        raise BadRequest(
+            f"active deploy {endpoint.active_deploy_id} is the oldest of endpoint {endpoint.id}; "
+            "there is no earlier deploy to roll back to"
+        )
+    return endpoint.deploy_history[position - 1]
+
+
+routes = [
+    Route("/endpoint/{endpoint_id}/deploy", create_deploy, methods=["POST"]),
+    Route("/endpoint/{endpoint_id}/rollback", rollback, methods=["POST"]),
+]

@@ -1,0 +1,28 @@
+"""GET /status: the control plane is up; says whether Redis answers, without failing if not."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from control_plane.state import services
+
+STATUS_PING_TIMEOUT_S = 1.0
+
+
+async def get_status(request: Request) -> JSONResponse:
+    try:
+        # Bounded: a hung Redis must not hang the health check.
+        async with asyncio.timeout(STATUS_PING_TIMEOUT_S):
+            await services(request).redis.ping()
+        redis = "ok"
+    except (RedisError, OSError, TimeoutError):
+        redis = "unavailable"
+    return JSONResponse({"status": "ok", "service": "control-plane", "redis": redis})
+
+
+routes = [Route("/status", get_status, methods=["GET"])]

@@ -1,0 +1,72 @@
+"""Control-plane settings: one frozen dataclass, parsed once from the environment.
+
+Every field has a default so tests can build `Settings(...)` directly; `from_environ`
+is the only place that reads variables, and a malformed one raises `SettingError`
+naming it.
+
+| variable                      | default                                         |
+|-------------------------------|-------------------------------------------------|
+| FFAAS_REDIS_URL               | redis://127.0.0.1:6379/0                        |
+| FFAAS_REDIS_PREFIX            | ffaas                                           |
+| FFAAS_DATA_DIR                | ./data (database: <dir>/control_plane.sqlite3)  |
+| FFAAS_CONTROL_PLANE_HOST      | 127.0.0.1                                       |
+| FFAAS_CONTROL_PLANE_PORT      | 3000                                            |
+| FFAAS_PUBLIC_URL              | http://127.0.0.1:<FFAAS_DATA_PLANE_PORT or 4000>|
+| FFAAS_ADMIN_TOKEN             | empty: no authentication                        |
+| FFAAS_MAX_MODULE_BYTES        | 33554432 (32 MiB)                               |
+| FFAAS_DEPLOY_ACK_TIMEOUT_MS   | 5000                                            |
+| FFAAS_LOG_LEVEL               | info                                            |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import SettingError, env_int, env_str
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "ffaas"
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    public_url: str = "http://127.0.0.1:4000"
+    admin_token: str = ""
+    max_module_bytes: int = 32 * 1024 * 1024
+    deploy_ack_timeout_ms: int = 5000
+    log_level: str = "info"
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.data_dir) / "control_plane.sqlite3"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        data_plane_port = env_int(environ, "FFAAS_DATA_PLANE_PORT", 4000, minimum=1)
+        public_url = env_str(environ, "FFAAS_PUBLIC_URL", f"http://127.0.0.1:{data_plane_port}")
+        if not public_url.startswith(("http://", "https://")):
+            raise SettingError(f"FFAAS_PUBLIC_URL must start with http:// or https://, got {public_url!r}")
+        log_level = env_str(environ, "FFAAS_LOG_LEVEL", "info").lower()
+        if log_level not in LOG_LEVELS:
+            raise SettingError(f"FFAAS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        port = env_int(environ, "FFAAS_CONTROL_PLANE_PORT", 3000, minimum=1)
+        if port > 65535:
+            raise SettingError(f"FFAAS_CONTROL_PLANE_PORT must be at most 65535, got {port}")
+        return cls(
+            redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
+            redis_prefix=env_str(environ, "FFAAS_REDIS_PREFIX", cls.redis_prefix),
+            data_dir=Path(env_str(environ, "FFAAS_DATA_DIR", "./data")),
+            host=env_str(environ, "FFAAS_CONTROL_PLANE_HOST", cls.host),
+            port=port,
+            public_url=public_url.rstrip("/"),
+            admin_token=env_str(environ, "FFAAS_ADMIN_TOKEN", ""),
+            max_module_bytes=env_int(environ, "FFAAS_MAX_MODULE_BYTES", cls.max_module_bytes, minimum=8),
+            deploy_ack_timeout_ms=env_int(environ, "FFAAS_DEPLOY_ACK_TIMEOUT_MS", cls.deploy_ack_timeout_ms),
+            log_level=log_level,
+        )

@@ -1,0 +1,27 @@
+"""What the lifespan opens and the routes use, as one typed object on `app.state.services`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from starlette.requests import Request
+
+from control_plane.publisher import Publisher
+from control_plane.settings import Settings
+from control_plane.storage.database import Database
+from shared.keys import Keys
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    db: Database
+    redis: aioredis.Redis
+    keys: Keys
+    publisher: Publisher
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,120 @@
+"""The control plane's SQLite database: one aiosqlite connection, ordered migrations.
+
+Invariants:
+- The database is a real file (WAL journal, foreign keys on, a busy timeout).
+- Schema changes are the ordered `MIGRATIONS`; `PRAGMA user_version` counts the ones
+  applied, and each is applied in its own transaction, so a failed migration leaves
+  the previous version intact.
+- Every read and every transaction holds `Database`'s lock: the connection is shared
+  by all requests, and a reader must never see another request's uncommitted writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+log = logging.getLogger("ffaas.control_plane.database")
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: endpoints, their deploys and environment, and module bytes by content hash.
+    """
+    CREATE TABLE endpoints (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        active_deploy_id TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE modules (
+        hash TEXT PRIMARY KEY,
+        bytes BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE deploys (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        module_hash TEXT NOT NULL REFERENCES modules(hash),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX deploys_by_endpoint ON deploys(endpoint_id, seq);
+    CREATE TABLE endpoint_env (
+        endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (endpoint_id, name)
+    );
+    """,
+)
+
+
+class Database:
+    """The shared connection and the lock that serializes its use."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            yield self._connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Commit everything done inside the block, or nothing if it raises."""
+        async with self._lock:
+            await self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                await self._connection.execute("ROLLBACK")
+                raise
+            await self._connection.execute("COMMIT")
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+async def open_database(path: Path) -> Database:
+    """Open (creating it and its directory if needed) and migrate the database at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions; `Database.transaction` says BEGIN itself.
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await connection.execute("PRAGMA journal_mode=WAL")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        await connection.execute("PRAGMA busy_timeout=5000")
+        await _migrate(connection)
+    except BaseException:
+        await connection.close()
+        raise
+    return Database(connection)
+
+
+async def _migrate(connection: aiosqlite.Connection) -> None:
+    async with connection.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this control plane knows "
+            f"({len(MIGRATIONS)}); upgrade the control plane"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        log.info("applying database migration %d", number)
+        try:
+            await connection.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except BaseException:
+            if connection.in_transaction:
+                await connection.execute("ROLLBACK")
+            raise

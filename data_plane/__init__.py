@@ -1,0 +1,1 @@
+"""The data plane: runs endpoints and processors, caches compiled modules, records conversations."""

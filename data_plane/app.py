@@ -1,0 +1,82 @@
+"""The data plane's ASGI app: routes, and the lifespan that owns the runtime, Redis and route sync."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from data_plane.dispatch import EndpointDispatcher
+from data_plane.executors.wagi import WagiExecutor
+from data_plane.registry import Registry
+from data_plane.runtime.module_cache import ModuleCache
+from data_plane.runtime.wasm import RunLimits, WasmRuntime
+from data_plane.settings import Settings
+from data_plane.sync import RouteSync
+from shared.errors import install_error_handlers
+from shared.keys import Keys
+from shared.redis import connect
+
+
+def create_app(settings: Settings) -> Starlette:
+    registry = Registry()
+    runtime = WasmRuntime()
+    pool = ThreadPoolExecutor(max_workers=settings.run_concurrency, thread_name_prefix="ffaas-run")
+    limits = RunLimits(
+        timeout_ms=settings.run_timeout_ms,
+        max_memory_bytes=settings.max_memory_bytes,
+        max_stdout_bytes=settings.max_response_bytes,
+        max_stderr_bytes=settings.max_log_bytes,
+    )
+    dispatcher = EndpointDispatcher(registry, WagiExecutor(runtime, pool, limits), settings.max_request_bytes)
+    cache = ModuleCache(runtime, settings.module_cache_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = await connect(settings.redis_url)
+        sync = RouteSync(redis, Keys(settings.redis_prefix), registry, cache, settings.plane_id)
+        await sync.start()
+        app.state.redis = redis
+        try:
+            yield
+        finally:
+            await sync.stop()
+            await redis.aclose()
+            pool.shutdown(wait=True, cancel_futures=True)
+            runtime.close()
+
+    async def status(request: Request) -> JSONResponse:
+        try:
+            await request.app.state.redis.ping()
+            redis_state = "ok"
+        except (RedisError, OSError):
+            redis_state = "unavailable"
+        return JSONResponse(
+            {
+                "status": "ok",
+                "service": "data-plane",
+                "plane_id": settings.plane_id,
+                "redis": redis_state,
+                "endpoints": len(registry),
+                "modules_compiled": cache.compiled,
+                "modules_loaded_from_disk": cache.loaded_from_disk,
+            }
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/status", status, methods=["GET"]),
+            # An ASGI endpoint (not a function) makes Starlette accept every method, custom ones too.
+            Route("/{endpoint_id}", dispatcher),
+            Route("/{endpoint_id}/{sub_path:path}", dispatcher),
+        ],
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    return app

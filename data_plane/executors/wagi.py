@@ -1,0 +1,124 @@
+"""WebAssembly endpoints under the WAGI contract: CGI over WASI.
+
+The request body is the guest's stdin; the CGI variables (RFC 3875 plus WAGI's
+`X_*` ones) and the endpoint's own environment are its environment; its stdout
+is a CGI response and its stderr lines are logs.  The run happens on a worker
+thread, so runs proceed in parallel and never block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+from data_plane.executors.cgi_response import parse_cgi_response
+from data_plane.executors.guest_response import GuestResponse
+from data_plane.incoming_request import IncomingRequest
+from data_plane.registry import PreparedEndpoint
+from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmRuntime
+from shared.errors import GuestError, GuestTimeout, ServiceError
+
+SERVER_SOFTWARE = "FFAAS/0.1"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class WagiRun:
+    """A finished run: the raw result, and the response or the error it maps to."""
+
+    result: CommandResult
+    response: GuestResponse | None
+    error: ServiceError | None
+
+
+def cgi_environment(endpoint: PreparedEndpoint, request: IncomingRequest) -> list[tuple[str, str]]:
+    """The guest's environment: the endpoint's variables, then the CGI ones (which win)."""
+    route = f"/{endpoint.endpoint_id}"
+    raw_sub_path = request.raw_path[len(route) :]
+    sub_path = request.path[len(route) :]
+    variables: dict[str, str] = dict(endpoint.env)
+    for name, value in request.headers:
+        key = "HTTP_" + name.upper().replace("-", "_")
+        variables[key] = f"{variables[key]}, {value}" if key in variables else value
+    variables.update(
+        {
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
+            "SERVER_PROTOCOL": request.version,
+            "SERVER_NAME": request.server_name,
+            "SERVER_PORT": str(request.server_port),
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": route,
+            "PATH_INFO": sub_path,
+            "PATH_TRANSLATED": sub_path,
+            "QUERY_STRING": request.query,
+            "CONTENT_TYPE": request.header("content-type") or "",
+            "CONTENT_LENGTH": str(len(request.body)),
+            "REMOTE_ADDR": request.client_host,
+            "REMOTE_HOST": request.client_host,
+            "AUTH_TYPE": "",
+            "REMOTE_USER": "",
+            "X_MATCHED_ROUTE": f"{route}/...",
+            "X_FULL_URL": request.url(),
+            "X_RAW_PATH_INFO": raw_sub_path,
+        }
+    )
+    return list(variables.items())
+
+
+class WagiExecutor:
+    def __init__(self, runtime: WasmRuntime, pool: ThreadPoolExecutor, limits: RunLimits) -> None:
+        self._runtime = runtime
+        self._pool = pool
+        self._limits = limits
+
+    async def run(self, endpoint: PreparedEndpoint, request: IncomingRequest) -> WagiRun:
+        call = partial(
+            self._runtime.run_command,
+            endpoint.module,
+            argv=[endpoint.endpoint_id],
+            env=cgi_environment(endpoint, request),
+            stdin=request.body,
+            limits=self._limits,
+        )
+        result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        error = self._error_for(result)
+        if error is not None:
+            return WagiRun(result, None, error)
+        try:
+            return WagiRun(result, parse_cgi_response(result.stdout), None)
+        except GuestError as exc:
+            return WagiRun(result, None, exc)
+
+    def _error_for(self, result: CommandResult) -> ServiceError | None:
+        limits = self._limits
+        match result.outcome:
+            case Outcome.COMPLETED:
+                return None
+            case Outcome.TIMED_OUT:
+                return GuestTimeout(f"run exceeded {limits.timeout_ms} ms (FFAAS_RUN_TIMEOUT_MS)")
+            case Outcome.OUT_OF_MEMORY:
+                return GuestError(
+                    f"run failed at {result.memory_bytes / MIB:.1f} MiB of its memory limit of "
+                    f"{limits.max_memory_bytes / MIB:.1f} MiB (FFAAS_MAX_MEMORY_BYTES)"
+                )
+            case Outcome.OUTPUT_LIMIT:
+                return GuestError(
+                    f"response exceeded {limits.max_stdout_bytes} bytes of output (FFAAS_MAX_RESPONSE_BYTES)"
+                )
+            case Outcome.EXITED_NONZERO:
+                return GuestError(f"the module exited with status {result.exit_code}")
+            case Outcome.TRAPPED:
+                return GuestError(f"the module trapped: {_trap_reason(result.detail)}")
+        raise AssertionError(result.outcome)
+
+
+def _trap_reason(detail: str) -> str:
+    """The one-line cause of a trap (`wasm trap: ...`), without backtrace frames."""
+    for line in reversed(detail.splitlines()):
+        line = line.strip()
+        if line.startswith("wasm trap:"):
+            return line.removeprefix("wasm trap:").strip()
+    return detail.splitlines()[0] if detail else "unknown trap"

@@ -1,0 +1,44 @@
+"""Which prepared function serves each endpoint on this data plane.
+
+Invariant: every entry holds a compiled module ready to instantiate; an
+endpoint appears here only once its module is prepared, and is swapped in one
+dict assignment, so a request sees either the old deploy or the new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import wasmtime
+
+
+@dataclass(frozen=True)
+class PreparedEndpoint:
+    endpoint_id: str
+    deploy_id: str
+    module_hash: str
+    module: wasmtime.Module
+    env: tuple[tuple[str, str], ...]
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._endpoints: dict[str, PreparedEndpoint] = {}
+
+    def endpoint(self, endpoint_id: str) -> PreparedEndpoint | None:
+        return self._endpoints.get(endpoint_id)
+
+    def install(self, prepared: PreparedEndpoint) -> None:
+        self._endpoints[prepared.endpoint_id] = prepared
+
+    def remove(self, endpoint_id: str) -> None:
+        self._endpoints.pop(endpoint_id, None)
+
+    def replace_all(self, endpoints: dict[str, PreparedEndpoint]) -> None:
+        self._endpoints = dict(endpoints)
+
+    def module_hashes(self) -> set[str]:
+        return {prepared.module_hash for prepared in self._endpoints.values()}
+
+    def __len__(self) -> int:
+        return len(self._endpoints)

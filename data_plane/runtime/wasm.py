@@ -1,0 +1,207 @@
+"""wasmtime narrowed to what FFAAS runs: WASI preview1 commands, one fresh instance per run.
+
+Invariants:
+- One `Engine` and one `Linker` (WASI defined once) per process; each run gets its
+  own `Store`, WASI context and instance, so nothing a guest does outlives its run.
+- No run outlives its time limit: a ticker thread advances the engine's epoch
+  every `TICK_S`, and each store traps once `timeout_ms` worth of ticks passed.
+- Linear memory is capped per store; stdout and stderr are capped by
+  `OutputCaptures` (see there).
+- `run_command` never raises for anything the guest does: every guest failure is
+  an `Outcome` in the returned `CommandResult`.  It is safe to call from many
+  threads at once; wasmtime releases the GIL while guest code runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.metadata
+import math
+import platform
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from data_plane.runtime.output_capture import OutputCaptures
+
+TICK_S = 0.005
+WASM_PAGE = 65536
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    timeout_ms: int
+    max_memory_bytes: int
+    max_stdout_bytes: int
+    max_stderr_bytes: int
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    EXITED_NONZERO = "exited_nonzero"
+    TRAPPED = "trapped"
+    TIMED_OUT = "timed_out"
+    OUT_OF_MEMORY = "out_of_memory"
+    OUTPUT_LIMIT = "output_limit"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    outcome: Outcome
+    exit_code: int | None
+    stdout: bytes
+    stderr: bytes
+    stderr_truncated: bool
+    detail: str
+    """What went wrong, for the conversation and the server log (may hold trap frames)."""
+    elapsed_ms: float
+    memory_bytes: int
+
+
+def engine_config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.cranelift_opt_level = "speed"
+    # Deep recursion in a guest must trap, not abort the process: wasmtime aborts
+    # above ~2 MB here, so stay well below.
+    config.max_wasm_stack = 1 << 20
+    return config
+
+
+def engine_fingerprint() -> str:
+    """Names the artifacts this engine can load: same wasmtime, machine and config."""
+    identity = "|".join(
+        [importlib.metadata.version("wasmtime"), platform.machine(), "epoch", "speed", "stack=1048576"]
+    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+class _EpochTicker(threading.Thread):
+    def __init__(self, runtime: WasmRuntime) -> None:
+        super().__init__(name="ffaas-epoch-ticker", daemon=True)
+        self._runtime = runtime
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(TICK_S):
+            self._runtime.engine.increment_epoch()
+            self._runtime.captures.enforce_caps()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
+
+
+class WasmRuntime:
+    def __init__(self) -> None:
+        self.engine = wasmtime.Engine(engine_config())
+        self.fingerprint = engine_fingerprint()
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.define_wasi()
+        self.captures = OutputCaptures()
+        self._ticker = _EpochTicker(self)
+        self._ticker.start()
+
+    def compile(self, wasm: bytes) -> wasmtime.Module:
+        return wasmtime.Module(self.engine, wasm)
+
+    def run_command(
+        self,
+        module: wasmtime.Module,
+        *,
+        argv: Sequence[str],
+        env: Sequence[tuple[str, str]],
+        stdin: bytes,
+        limits: RunLimits,
+    ) -> CommandResult:
+        """Run `module`'s `_start` once with the given stdin, argv and environment."""
+        slot = self.captures.slot()
+        slot.arm(limits.max_stdout_bytes, limits.max_stderr_bytes)
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = list(argv)
+        wasi.env = [list(pair) for pair in env]
+        _set_stdin_bytes(wasi, stdin)
+        wasi.stdout_file = slot.stdout.path
+        wasi.stderr_file = slot.stderr.path
+        store = wasmtime.Store(self.engine)
+        store.set_limits(memory_size=limits.max_memory_bytes)
+        store.set_epoch_deadline(math.ceil(limits.timeout_ms / 1000 / TICK_S) + 1)
+        store.set_wasi(wasi)
+        outcome, exit_code, detail = Outcome.COMPLETED, 0, ""
+        instance: wasmtime.Instance | None = None
+        started = time.perf_counter()
+        with slot:
+            try:
+                instance = self.linker.instantiate(store, module)
+                start = instance.exports(store)["_start"]
+                assert isinstance(start, wasmtime.Func)
+                start(store)
+            except wasmtime.ExitTrap as exc:
+                exit_code = exc.code
+                if exit_code != 0:
+                    outcome, detail = Outcome.EXITED_NONZERO, f"exited with status {exit_code}"
+            except wasmtime.Trap as exc:
+                exit_code = None
+                if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+                    outcome, detail = Outcome.TIMED_OUT, str(exc)
+                else:
+                    outcome, detail = Outcome.TRAPPED, str(exc)
+            except wasmtime.WasmtimeError as exc:
+                # Instantiation refused, e.g. initial memory above the store's limit.
+                exit_code = None
+                memory_refused = "memory" in str(exc) and "limit" in str(exc)
+                outcome = Outcome.OUT_OF_MEMORY if memory_refused else Outcome.TRAPPED
+                detail = str(exc)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        stdout = slot.stdout.collect()
+        stderr = slot.stderr.collect()
+        memory_bytes = _memory_size(store, instance)
+        if outcome in (Outcome.TRAPPED, Outcome.EXITED_NONZERO) and _near_limit(memory_bytes, limits):
+            outcome = Outcome.OUT_OF_MEMORY
+        if stdout.overflowed and outcome is not Outcome.OUT_OF_MEMORY:
+            outcome = Outcome.OUTPUT_LIMIT
+        store.close()
+        return CommandResult(
+            outcome=outcome,
+            exit_code=exit_code,
+            stdout=stdout.data,
+            stderr=stderr.data,
+            stderr_truncated=stderr.overflowed,
+            detail=detail,
+            elapsed_ms=elapsed_ms,
+            memory_bytes=memory_bytes,
+        )
+
+    def close(self) -> None:
+        self._ticker.stop()
+        self.captures.close()
+
+
+def _set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
+    """In-memory stdin: only the C API has it (`wasi_config_set_stdin_bytes` takes the vector)."""
+    vec = ffi.wasm_byte_vec_t()
+    buffer = ctypes.create_string_buffer(data, len(data))
+    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), ctypes.cast(buffer, ctypes.POINTER(ctypes.c_uint8)))
+    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+
+
+def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int:
+    if instance is None:
+        return 0
+    memory = instance.exports(store).get("memory")
+    return memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
+
+
+def _near_limit(memory_bytes: int, limits: RunLimits) -> bool:
+    """A failed run holding at least half its memory cap most likely had `memory.grow` refused.
+
+    wasmtime reports a refused grow to the guest only (as -1), so this is inferred;
+    half, because allocators commonly grow by doubling or by large steps.
+    """
+    return memory_bytes >= limits.max_memory_bytes // 2

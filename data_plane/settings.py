@@ -1,0 +1,52 @@
+"""The data plane's settings: one frozen dataclass, parsed once from the environment."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import env_int, env_str
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "ffaas"
+    data_dir: Path = Path("./data")
+    host: str = "0.0.0.0"
+    port: int = 4000
+    plane_id: str = ""
+    run_timeout_ms: int = 5000
+    max_memory_bytes: int = 128 * MIB
+    max_request_bytes: int = 10 * MIB
+    max_response_bytes: int = 10 * MIB
+    max_log_bytes: int = 64 * 1024
+    run_concurrency: int = 32
+    log_level: str = "info"
+
+    @property
+    def module_cache_dir(self) -> Path:
+        return self.data_dir / "module-cache"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        port = env_int(environ, "FFAAS_DATA_PLANE_PORT", cls.port, minimum=0)
+        return cls(
+            redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
+            redis_prefix=env_str(environ, "FFAAS_REDIS_PREFIX", cls.redis_prefix),
+            data_dir=Path(env_str(environ, "FFAAS_DATA_DIR", str(cls.data_dir))),
+            host=env_str(environ, "FFAAS_DATA_PLANE_HOST", cls.host),
+            port=port,
+            plane_id=env_str(environ, "FFAAS_PLANE_ID", f"{socket.gethostname()}:{port}"),
+            run_timeout_ms=env_int(environ, "FFAAS_RUN_TIMEOUT_MS", cls.run_timeout_ms, minimum=1),
+            max_memory_bytes=env_int(environ, "FFAAS_MAX_MEMORY_BYTES", cls.max_memory_bytes, minimum=65536),
+            max_request_bytes=env_int(environ, "FFAAS_MAX_REQUEST_BYTES", cls.max_request_bytes),
+            max_response_bytes=env_int(environ, "FFAAS_MAX_RESPONSE_BYTES", cls.max_response_bytes),
+            max_log_bytes=env_int(environ, "FFAAS_MAX_LOG_BYTES", cls.max_log_bytes),
+            run_concurrency=env_int(environ, "FFAAS_RUN_CONCURRENCY", cls.run_concurrency, minimum=1),
+            log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
+        )

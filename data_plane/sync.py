@@ -1,0 +1,151 @@
+"""Keeps the registry equal to the routes the control plane published in Redis.
+
+Protocol (see shared.events): the `Keys.routes` hash is the truth; a `RouteEvent`
+on `Keys.events` only says which endpoint to re-read (`"*"`: all of them).
+
+Invariants:
+- Before the data plane serves, `start` has installed every route in Redis,
+  compiling each module or loading it from the disk cache.
+- After every (re)subscription the whole hash is read again, so events missed
+  while disconnected, or published before this plane started, are never lost.
+- Events are applied one at a time in arrival order, and each is acknowledged
+  (`Keys.acks`) only once the new state is being served.  A route whose module
+  cannot be prepared keeps serving its previous deploy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import redis.asyncio as aioredis
+import wasmtime
+from redis.exceptions import RedisError
+
+from data_plane.registry import PreparedEndpoint, Registry
+from data_plane.runtime.module_cache import ModuleCache
+from shared.content_hash import content_hash
+from shared.events import EndpointRoute, RouteEvent
+from shared.keys import Keys
+
+log = logging.getLogger("ffaas.sync")
+
+ACK_TTL_S = 60
+RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+STOP_TIMEOUT_S = 1.0
+
+
+class _NeedsBytes(Exception):
+    """The module is neither in memory nor on disk: its bytes must come from Redis."""
+
+
+def _needs_bytes() -> bytes:
+    raise _NeedsBytes
+
+
+class RouteSync:
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, registry: Registry, cache: ModuleCache, plane_id: str
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._registry = registry
+        self._cache = cache
+        self._plane_id = plane_id
+        self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffaas-compile")
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._full_sync()
+        self._task = asyncio.create_task(self._follow(), name="ffaas-route-sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
+        self._compiler.shutdown(wait=False, cancel_futures=True)
+
+    async def _follow(self) -> None:
+        attempt = 0
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._keys.events)
+                await self._full_sync()
+                attempt = 0
+                async for message in pubsub.listen():
+                    await self._apply(RouteEvent.unpack(message["data"]))
+            except (RedisError, OSError) as exc:
+                delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+                attempt += 1
+                log.warning("route sync lost Redis (%s); resubscribing in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+            finally:
+                # redis-py's pub/sub can wait forever closing a connection cancelled mid-read.
+                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                    await asyncio.wait_for(pubsub.aclose(), STOP_TIMEOUT_S)
+
+    async def _apply(self, event: RouteEvent) -> None:
+        if event.endpoint_id == "*":
+            await self._full_sync()
+        else:
+            packed = await self._redis.hget(self._keys.routes, event.endpoint_id)
+            if packed is None:
+                self._registry.remove(event.endpoint_id)
+            else:
+                prepared = await self._prepare(EndpointRoute.unpack(packed))
+                if prepared is not None:
+                    self._registry.install(prepared)
+        ack = self._keys.acks(event.event_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await pipe.rpush(ack, self._plane_id).expire(ack, ACK_TTL_S).execute()
+
+    async def _full_sync(self) -> None:
+        snapshot = await self._redis.hgetall(self._keys.routes)
+        endpoints: dict[str, PreparedEndpoint] = {}
+        for packed in snapshot.values():
+            route = EndpointRoute.unpack(packed)
+            prepared = await self._prepare(route)
+            if prepared is None:
+                prepared = self._registry.endpoint(route.endpoint_id)
+            if prepared is not None:
+                endpoints[route.endpoint_id] = prepared
+        self._registry.replace_all(endpoints)
+        self._cache.evict_except(self._registry.module_hashes())
+        log.info("route sync: %d endpoints installed", len(endpoints))
+
+    async def _prepare(self, route: EndpointRoute) -> PreparedEndpoint | None:
+        try:
+            module = await self._module(route.module_hash)
+        except (wasmtime.WasmtimeError, ValueError) as exc:
+            log.error("cannot prepare deploy %s of endpoint %s: %s", route.deploy_id, route.endpoint_id, exc)
+            return None
+        return PreparedEndpoint(
+            endpoint_id=route.endpoint_id,
+            deploy_id=route.deploy_id,
+            module_hash=route.module_hash,
+            module=module,
+            env=tuple(route.env.items()),
+        )
+
+    async def _module(self, module_hash: str) -> wasmtime.Module:
+        module = self._cache.get(module_hash)
+        if module is not None:
+            return module
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._compiler, self._cache.load_or_compile, module_hash, _needs_bytes
+            )
+        except _NeedsBytes:
+            pass
+        wasm = await self._redis.get(self._keys.module(module_hash))
+        if wasm is None:
+            raise ValueError(f"module {module_hash} is not in Redis")
+        if content_hash(wasm) != module_hash:
+            raise ValueError(f"module bytes in Redis do not match hash {module_hash}")
+        return await loop.run_in_executor(
+            self._compiler, self._cache.load_or_compile, module_hash, lambda: wasm
+        )

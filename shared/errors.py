@@ -1,0 +1,103 @@
+"""The one JSON error shape of FFAAS and the domain errors that map to it.
+
+Domain code raises a `ServiceError` subclass; only the handlers installed by
+`install_error_handlers` turn errors into HTTP responses, always as
+``{"code": <http status>, "message": "<what went wrong>"}``.  Messages name the
+field, limit or setting involved; guest internals never appear in them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+log = logging.getLogger("ffaas.errors")
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status and a message safe to show to any caller."""
+
+    status: int = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class InvalidModule(BadRequest):
+    """Uploaded bytes are not a module the guest contract can run."""
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+
+
+class GuestError(ServiceError):
+    """The guest trapped, exited non-zero or broke a limit other than time."""
+
+    status = 500
+
+
+class Unavailable(ServiceError):
+    status = 503
+
+
+class GuestTimeout(ServiceError):
+    status = 504
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    return {"code": status, "message": message}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status_code=status, headers=headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail
+    if exc.status_code == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal error; see the server log")
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """Make every error leaving `app` the JSON error body."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,32 @@
+"""Every Redis key, channel and stream name FFAAS uses, under one prefix.
+
+The prefix (``FFAAS_REDIS_PREFIX``, default ``ffaas``) lets several
+installations, or tests, share one Redis without seeing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "ffaas"
+
+    def module(self, module_hash: str) -> str:
+        """String: the wasm bytes of a module, by content hash. Written once, never changed."""
+        return f"{self.prefix}:module:{module_hash}"
+
+    @property
+    def routes(self) -> str:
+        """Hash: endpoint id -> packed `EndpointRoute`. The authoritative routing state."""
+        return f"{self.prefix}:routes"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel: packed `RouteEvent`s, a hint to re-read `routes`."""
+        return f"{self.prefix}:events"
+
+    def acks(self, event_id: str) -> str:
+        """List: one entry per data plane that has applied event `event_id`."""
+        return f"{self.prefix}:ack:{event_id}"

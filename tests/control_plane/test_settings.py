@@ -1,0 +1,76 @@
+"""Settings.from_environ: defaults, derived values, and malformed variables named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from control_plane.settings import Settings
+from shared.settings import SettingError
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings.from_environ({})
+
+    assert settings == Settings()
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.redis_prefix == "ffaas"
+    assert settings.database_path == Path("data/control_plane.sqlite3")
+    assert (settings.host, settings.port) == ("127.0.0.1", 3000)
+    assert settings.public_url == "http://127.0.0.1:4000"
+    assert settings.admin_token == ""
+    assert settings.max_module_bytes == 33554432
+    assert settings.deploy_ack_timeout_ms == 5000
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_environ(
+        {
+            "FFAAS_REDIS_URL": "redis://redis:6380/2",
+            "FFAAS_REDIS_PREFIX": "staging",
+            "FFAAS_DATA_DIR": "/var/lib/ffaas",
+            "FFAAS_CONTROL_PLANE_HOST": "0.0.0.0",
+            "FFAAS_CONTROL_PLANE_PORT": "3100",
+            "FFAAS_PUBLIC_URL": "https://fn.example.com/",
+            "FFAAS_ADMIN_TOKEN": "token",
+            "FFAAS_MAX_MODULE_BYTES": "1_000_000",
+            "FFAAS_DEPLOY_ACK_TIMEOUT_MS": "250",
+            "FFAAS_LOG_LEVEL": "DEBUG",
+        }
+    )
+
+    assert settings == Settings(
+        redis_url="redis://redis:6380/2",
+        redis_prefix="staging",
+        data_dir=Path("/var/lib/ffaas"),
+        host="0.0.0.0",
+        port=3100,
+        public_url="https://fn.example.com",
+        admin_token="token",
+        max_module_bytes=1_000_000,
+        deploy_ack_timeout_ms=250,
+        log_level="debug",
+    )
+    assert settings.database_path == Path("/var/lib/ffaas/control_plane.sqlite3")
+
+
+def test_public_url_defaults_to_the_data_plane_port() -> None:
+    assert Settings.from_environ({"FFAAS_DATA_PLANE_PORT": "4100"}).public_url == "http://127.0.0.1:4100"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FFAAS_CONTROL_PLANE_PORT", "http"),
+        ("FFAAS_CONTROL_PLANE_PORT", "70000"),
+        ("FFAAS_DATA_PLANE_PORT", "-1"),
+        ("FFAAS_MAX_MODULE_BYTES", "big"),
+        ("FFAAS_DEPLOY_ACK_TIMEOUT_MS", "-5"),
+        ("FFAAS_PUBLIC_URL", "fn.example.com"),
+        ("FFAAS_LOG_LEVEL", "loud"),
+    ],
+)
+def test_a_malformed_variable_fails_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingError, match=name):
+        Settings.from_environ({name: value})
