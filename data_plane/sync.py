@@ -34,7 +34,8 @@ log = logging.getLogger("ffaas.sync")
 
 ACK_TTL_S = 60
 RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
-STOP_TIMEOUT_S = 1.0
+POLL_S = 0.1
+STOP_GRACE_S = 2.0
 
 
 class _NeedsBytes(Exception):
@@ -56,36 +57,39 @@ class RouteSync:
         self._plane_id = plane_id
         self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffaas-compile")
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         await self._full_sync()
         self._task = asyncio.create_task(self._follow(), name="ffaas-route-sync")
 
     async def stop(self) -> None:
+        """Let the follow loop finish on its own: cancelling redis-py's pub/sub mid-read can hang."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
+            await asyncio.wait({self._task}, timeout=POLL_S + STOP_GRACE_S)
         self._compiler.shutdown(wait=False, cancel_futures=True)
 
     async def _follow(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping.is_set():
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._keys.events)
                 await self._full_sync()
                 attempt = 0
-                async for message in pubsub.listen():
-                    await self._apply(RouteEvent.unpack(message["data"]))
+                while not self._stopping.is_set():
+                    message = await pubsub.get_message(timeout=POLL_S)
+                    if message is not None:
+                        await self._apply(RouteEvent.unpack(message["data"]))
             except (RedisError, OSError) as exc:
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 attempt += 1
                 log.warning("route sync lost Redis (%s); resubscribing in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
             finally:
-                # redis-py's pub/sub can wait forever closing a connection cancelled mid-read.
-                with contextlib.suppress(Exception, asyncio.TimeoutError):
-                    await asyncio.wait_for(pubsub.aclose(), STOP_TIMEOUT_S)
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
 
     async def _apply(self, event: RouteEvent) -> None:
         if event.endpoint_id == "*":
@@ -117,17 +121,24 @@ class RouteSync:
         log.info("route sync: %d endpoints installed", len(endpoints))
 
     async def _prepare(self, route: EndpointRoute) -> PreparedEndpoint | None:
+        """The endpoint ready to serve; None when its module bytes cannot be had (yet)."""
+        module: wasmtime.Module | None = None
+        unusable_reason = ""
         try:
             module = await self._module(route.module_hash)
-        except (wasmtime.WasmtimeError, ValueError) as exc:
+        except ValueError as exc:
             log.error("cannot prepare deploy %s of endpoint %s: %s", route.deploy_id, route.endpoint_id, exc)
             return None
+        except wasmtime.WasmtimeError as exc:
+            unusable_reason = _compile_failure(exc)
+            log.error("deploy %s of endpoint %s cannot run here: %s", route.deploy_id, route.endpoint_id, exc)
         return PreparedEndpoint(
             endpoint_id=route.endpoint_id,
             deploy_id=route.deploy_id,
             module_hash=route.module_hash,
             module=module,
             env=tuple(route.env.items()),
+            unusable_reason=unusable_reason,
         )
 
     async def _module(self, module_hash: str) -> wasmtime.Module:
@@ -149,3 +160,11 @@ class RouteSync:
         return await loop.run_in_executor(
             self._compiler, self._cache.load_or_compile, module_hash, lambda: wasm
         )
+
+
+def _compile_failure(exc: wasmtime.WasmtimeError) -> str:
+    """wasmtime's innermost cause, which names the offending limit (e.g. initial memory size)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    cause = lines[-1].split(": ", 1)[-1] if lines else "compilation failed"
+    hint = " (FFAAS_MAX_MEMORY_BYTES)" if "memory" in cause else ""
+    return f"the deployed module cannot run on this data plane: {cause}{hint}"

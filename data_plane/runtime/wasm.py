@@ -64,20 +64,48 @@ class CommandResult:
     memory_bytes: int
 
 
-def engine_config() -> wasmtime.Config:
+MAX_WASM_STACK = 1 << 20
+KEEP_RESIDENT_BYTES = 1 << 20
+MAX_TABLE_ELEMENTS = 1 << 17
+
+
+def engine_config(instance_slots: int, max_memory_bytes: int) -> wasmtime.Config:
+    """Cranelift for speed, epoch interruption, and the pooling allocator.
+
+    The pooling allocator reuses `instance_slots` preallocated instance and
+    memory slots instead of an mmap/munmap per run (measured ~140 -> ~106 µs
+    for a hello-world run), keeping the first MiB of each memory resident.
+    """
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"
     # Deep recursion in a guest must trap, not abort the process: wasmtime aborts
     # above ~2 MB here, so stay well below.
-    config.max_wasm_stack = 1 << 20
+    config.max_wasm_stack = MAX_WASM_STACK
+    pooling = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pooling, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_total_memories_set(pooling, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_total_tables_set(pooling, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_total_stacks_set(pooling, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, max_memory_bytes)
+        ffi.wasmtime_pooling_allocation_config_table_elements_set(pooling, MAX_TABLE_ELEMENTS)
+        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(pooling, KEEP_RESIDENT_BYTES)
+        ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(pooling, KEEP_RESIDENT_BYTES)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pooling)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pooling)
     return config
 
 
-def engine_fingerprint() -> str:
+def engine_fingerprint(max_memory_bytes: int) -> str:
     """Names the artifacts this engine can load: same wasmtime, machine and config."""
     identity = "|".join(
-        [importlib.metadata.version("wasmtime"), platform.machine(), "epoch", "speed", "stack=1048576"]
+        [
+            importlib.metadata.version("wasmtime"),
+            platform.machine(),
+            f"epoch,speed,stack={MAX_WASM_STACK},pooling,memory={max_memory_bytes}",
+        ]
     )
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
@@ -99,9 +127,11 @@ class _EpochTicker(threading.Thread):
 
 
 class WasmRuntime:
-    def __init__(self) -> None:
-        self.engine = wasmtime.Engine(engine_config())
-        self.fingerprint = engine_fingerprint()
+    """The process's engine.  At most `max_concurrent_runs` runs may be in flight at once."""
+
+    def __init__(self, *, max_concurrent_runs: int, max_memory_bytes: int) -> None:
+        self.engine = wasmtime.Engine(engine_config(max_concurrent_runs, max_memory_bytes))
+        self.fingerprint = engine_fingerprint(max_memory_bytes)
         self.linker = wasmtime.Linker(self.engine)
         self.linker.define_wasi()
         self.captures = OutputCaptures()
@@ -124,8 +154,7 @@ class WasmRuntime:
         slot = self.captures.slot()
         slot.arm(limits.max_stdout_bytes, limits.max_stderr_bytes)
         wasi = wasmtime.WasiConfig()
-        wasi.argv = list(argv)
-        wasi.env = [list(pair) for pair in env]
+        _set_argv_and_env(wasi, argv, env)
         _set_stdin_bytes(wasi, stdin)
         wasi.stdout_file = slot.stdout.path
         wasi.stderr_file = slot.stderr.path
@@ -181,6 +210,20 @@ class WasmRuntime:
     def close(self) -> None:
         self._ticker.stop()
         self.captures.close()
+
+
+def _c_strings(strings: Sequence[str]) -> ctypes._Pointer[ctypes._Pointer[ctypes.c_char]]:
+    array = (ctypes.c_char_p * len(strings))(*(string.encode() for string in strings))
+    return ctypes.cast(array, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
+
+
+def _set_argv_and_env(wasi: wasmtime.WasiConfig, argv: Sequence[str], env: Sequence[tuple[str, str]]) -> None:
+    """Like `WasiConfig.argv`/`.env`, without their per-string ctypes objects (~20 µs a run)."""
+    ffi.wasi_config_set_argv(wasi.ptr(), len(argv), _c_strings(argv))
+    names = _c_strings([name for name, _ in env])
+    values = _c_strings([value for _, value in env])
+    if not ffi.wasi_config_set_env(wasi.ptr(), len(env), names, values):
+        raise wasmtime.WasmtimeError("failed to configure the environment")
 
 
 def _set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:

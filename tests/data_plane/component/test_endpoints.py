@@ -120,6 +120,19 @@ def test_memory_cap_is_500_naming_the_setting(publisher: Publisher, settings: Se
     assert "FFAAS_MAX_MEMORY_BYTES" in response.json()["message"]
 
 
+def test_module_needing_more_initial_memory_than_the_cap_is_500(
+    publisher: Publisher, settings: Settings
+) -> None:
+    endpoint_id = publisher.deploy(guests.module("", memory_pages=1024))
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/{endpoint_id}")
+    assert response.status_code == 500
+    assert response.json()["message"] == (
+        "the deployed module cannot run on this data plane: memory has a minimum byte size of 67108864 "
+        "which exceeds the limit of 0x400000 bytes (FFAAS_MAX_MEMORY_BYTES)"
+    )
+
+
 def test_stdout_flood_is_500_naming_the_setting(publisher: Publisher, settings: Settings) -> None:
     endpoint_id = publisher.deploy(guests.floods_stdout())
     with TestClient(create_app(settings)) as client:

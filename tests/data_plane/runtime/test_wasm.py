@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import wasmtime
 
 from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmRuntime
 from tests.data_plane import guests
@@ -16,7 +17,7 @@ LIMITS = RunLimits(timeout_ms=1000, max_memory_bytes=4 << 20, max_stdout_bytes=1
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[WasmRuntime]:
-    runtime = WasmRuntime()
+    runtime = WasmRuntime(max_concurrent_runs=8, max_memory_bytes=LIMITS.max_memory_bytes)
     yield runtime
     runtime.close()
 
@@ -83,9 +84,9 @@ def test_memory_growth_beyond_the_cap_is_refused(runtime: WasmRuntime) -> None:
     assert result.memory_bytes <= LIMITS.max_memory_bytes
 
 
-def test_initial_memory_above_the_cap_is_out_of_memory(runtime: WasmRuntime) -> None:
-    result = run(runtime, guests.module("", memory_pages=1024))
-    assert result.outcome is Outcome.OUT_OF_MEMORY
+def test_module_whose_initial_memory_exceeds_the_cap_does_not_compile(runtime: WasmRuntime) -> None:
+    with pytest.raises(wasmtime.WasmtimeError, match="exceeds the limit of 0x400000 bytes"):
+        runtime.compile(guests.module("", memory_pages=1024))
 
 
 def test_stdout_flood_is_cut_at_the_cap(runtime: WasmRuntime) -> None:
