@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from data_plane.audit import ConversationRecorder
 from data_plane.dispatch import EndpointDispatcher
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.registry import Registry
@@ -38,18 +39,34 @@ def create_app(settings: Settings) -> DataPlaneApp:
         max_stdout_bytes=settings.max_response_bytes,
         max_stderr_bytes=settings.max_log_bytes,
     )
-    dispatcher = EndpointDispatcher(registry, WagiExecutor(runtime, pool, limits), settings.max_request_bytes)
     cache = ModuleCache(runtime, settings.module_cache_dir)
+    executor = WagiExecutor(runtime, pool, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = await connect(settings.redis_url)
-        sync = RouteSync(redis, Keys(settings.redis_prefix), registry, cache, settings.plane_id)
+        keys = Keys(settings.redis_prefix)
+        sync = RouteSync(redis, keys, registry, cache, settings.plane_id)
         await sync.start()
+        recorder = ConversationRecorder(
+            redis,
+            keys,
+            stream_max_length=settings.conversation_stream_max_length,
+            outbox_limit=settings.outbox_max_records,
+        )
+        front.dispatcher = EndpointDispatcher(
+            registry,
+            executor,
+            recorder,
+            max_request_bytes=settings.max_request_bytes,
+            max_captured_body_bytes=settings.max_captured_body_bytes,
+        )
         app.state.redis = redis
+        app.state.recorder = recorder
         try:
             yield
         finally:
+            await recorder.close()
             await sync.stop()
             await redis.aclose()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -70,12 +87,14 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "endpoints": len(registry),
                 "modules_compiled": cache.compiled,
                 "modules_loaded_from_disk": cache.loaded_from_disk,
+                "conversation_outbox": request.app.state.recorder.outbox_size,
             }
         )
 
     app = Starlette(routes=[Route("/status", status, methods=["GET"])], lifespan=lifespan)
     install_error_handlers(app)
-    return DataPlaneApp(app, dispatcher)
+    front = DataPlaneApp(app)
+    return front
 
 
 class DataPlaneApp:
@@ -83,16 +102,21 @@ class DataPlaneApp:
 
     RESERVED_FIRST_SEGMENTS = frozenset({"", "status", "processor"})
 
-    def __init__(self, starlette: Starlette, dispatcher: EndpointDispatcher) -> None:
+    def __init__(self, starlette: Starlette) -> None:
         self.starlette = starlette
-        self._dispatcher = dispatcher
+        self.dispatcher: EndpointDispatcher | None = None
+        """Set by the lifespan, once Redis is connected (it records conversations)."""
 
     @property
     def state(self) -> State:
         return self.starlette.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].split("/", 2)[1] not in self.RESERVED_FIRST_SEGMENTS:
-            await self._dispatcher(scope, receive, send)
+        if (
+            scope["type"] == "http"
+            and self.dispatcher is not None
+            and scope["path"].split("/", 2)[1] not in self.RESERVED_FIRST_SEGMENTS
+        ):
+            await self.dispatcher(scope, receive, send)
         else:
             await self.starlette(scope, receive, send)

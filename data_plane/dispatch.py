@@ -1,35 +1,55 @@
-"""Request -> function -> executor -> response: the data plane's hot path for endpoints.
+"""Request -> function -> executor -> response -> conversation: the data plane's hot path for endpoints.
 
 `EndpointDispatcher` is a plain ASGI app that the data plane puts in front of
 Starlette: a request for `/<endpoint-id>[/...]` goes straight to it, skipping the
-router and middleware stack (measured: that stack is ~15% of a hello-world
-run's CPU).  It builds error responses with `shared.errors` itself, so the one
-JSON error shape holds on this path too.
+router and middleware stack (that stack is ~15% of a hello-world run's CPU).
+
+Invariants:
+- Every request for a known endpoint is a run with a conversation, errors
+  included; its response carries `FH-Conversation-Id` and is sent only after
+  the conversation record is in Redis (see `audit.ConversationRecorder`).
+- Errors leave in the one JSON shape of `shared.errors`; guest internals go to
+  the conversation (`error_detail`), never into the response.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from data_plane.audit import ConversationRecorder
+from data_plane.conversation import Conversation
 from data_plane.executors.guest_response import GuestResponse
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.incoming_request import IncomingRequest
-from data_plane.registry import Registry
-from shared.errors import NotFound, ServiceError, error_response
+from data_plane.registry import PreparedEndpoint, Registry
+from shared.errors import NotFound, PayloadTooLarge, ServiceError, error_body, error_response
 from shared.request_body import read_capped_body
 
 log = logging.getLogger("ffaas.dispatch")
 
+CONVERSATION_HEADER = "FH-Conversation-Id"
+
 
 class EndpointDispatcher:
-    def __init__(self, registry: Registry, executor: WagiExecutor, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        executor: WagiExecutor,
+        recorder: ConversationRecorder,
+        *,
+        max_request_bytes: int,
+        max_captured_body_bytes: int,
+    ) -> None:
         self._registry = registry
         self._executor = executor
+        self._recorder = recorder
         self._max_request_bytes = max_request_bytes
+        self._body_cap = max_captured_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint_id = scope["path"].split("/", 2)[1]
@@ -46,17 +66,75 @@ class EndpointDispatcher:
         endpoint = self._registry.endpoint(endpoint_id)
         if endpoint is None:
             raise NotFound(f"endpoint {endpoint_id} not found or has no deploy")
-        body = await read_capped_body(request, self._max_request_bytes, setting="FFAAS_MAX_REQUEST_BYTES")
-        run = await self._executor.run(endpoint, IncomingRequest.from_starlette(request, body))
+        try:
+            body = await read_capped_body(request, self._max_request_bytes, setting="FFAAS_MAX_REQUEST_BYTES")
+        except PayloadTooLarge as exc:
+            conversation = self._conversation(endpoint, IncomingRequest.from_starlette(request, b""))
+            return await self._answer_error(conversation, exc, "request_too_large")
+        incoming = IncomingRequest.from_starlette(request, body)
+        conversation = self._conversation(endpoint, incoming)
+        run = await self._executor.run(endpoint, incoming)
+        result = run.result
+        if result is not None:
+            truncated_at = self._executor.limits.max_stderr_bytes if result.stderr_truncated else None
+            conversation.log_stderr(result.stderr, truncated_at=truncated_at)
+        duration_ms = result.elapsed_ms if result is not None else 0.0
         if run.error is not None:
-            raise run.error
+            outcome = result.outcome.value if result is not None else "unusable_module"
+            if result is not None and outcome == "completed":
+                outcome = "invalid_response"
+            detail = result.detail if result is not None else None
+            return await self._answer_error(conversation, run.error, outcome, detail, duration_ms)
         assert run.response is not None
-        return to_http_response(run.response)
+        guest = run.response
+        record = conversation.finish(
+            status=guest.status,
+            headers=guest.headers,
+            body=guest.body,
+            outcome="completed",
+            duration_ms=duration_ms,
+        )
+        await self._recorder.record(record)
+        return to_http_response(guest, conversation.id)
+
+    def _conversation(self, endpoint: PreparedEndpoint, incoming: IncomingRequest) -> Conversation:
+        return Conversation(
+            incoming,
+            body_cap=self._body_cap,
+            endpoint_id=endpoint.endpoint_id,
+            deploy_id=endpoint.deploy_id,
+            module_hash=endpoint.module_hash,
+        )
+
+    async def _answer_error(
+        self,
+        conversation: Conversation,
+        error: ServiceError,
+        outcome: str,
+        detail: str | None = None,
+        duration_ms: float | None = None,
+    ) -> Response:
+        body = json.dumps(error_body(error.status, error.message)).encode()
+        headers = [("content-type", "application/json"), *((k.lower(), v) for k, v in error.headers.items())]
+        record = conversation.finish(
+            status=error.status,
+            headers=headers,
+            body=body,
+            outcome=outcome,
+            error=error.message,
+            error_detail=detail or None,
+            duration_ms=duration_ms,
+        )
+        await self._recorder.record(record)
+        response = error_response(error.status, error.message, error.headers)
+        response.headers[CONVERSATION_HEADER] = conversation.id
+        return response
 
 
-def to_http_response(guest: GuestResponse) -> Response:
+def to_http_response(guest: GuestResponse, conversation_id: str) -> Response:
     response = Response(content=guest.body, status_code=guest.status)
     response.raw_headers.extend(
         (name.encode("latin-1"), value.encode("latin-1")) for name, value in guest.headers
     )
+    response.raw_headers.append((b"fh-conversation-id", conversation_id.encode("latin-1")))
     return response

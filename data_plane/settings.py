@@ -26,6 +26,9 @@ class Settings:
     max_response_bytes: int = 10 * MIB
     max_log_bytes: int = 64 * 1024
     run_concurrency: int = 32
+    max_captured_body_bytes: int = 64 * 1024
+    conversation_stream_max_length: int = 1_000_000
+    outbox_max_records: int = 100_000
     log_level: str = "info"
 
     @property
@@ -48,5 +51,17 @@ class Settings:
             max_response_bytes=env_int(environ, "FFAAS_MAX_RESPONSE_BYTES", cls.max_response_bytes),
             max_log_bytes=env_int(environ, "FFAAS_MAX_LOG_BYTES", cls.max_log_bytes),
             run_concurrency=env_int(environ, "FFAAS_RUN_CONCURRENCY", cls.run_concurrency, minimum=1),
+            max_captured_body_bytes=env_int(
+                environ, "FFAAS_MAX_CAPTURED_BODY_BYTES", cls.max_captured_body_bytes
+            ),
+            conversation_stream_max_length=env_int(
+                environ,
+                "FFAAS_CONVERSATION_STREAM_MAX_LENGTH",
+                cls.conversation_stream_max_length,
+                minimum=1000,
+            ),
+            outbox_max_records=env_int(
+                environ, "FFAAS_OUTBOX_MAX_RECORDS", cls.outbox_max_records, minimum=1
+            ),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
         )

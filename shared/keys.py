@@ -30,3 +30,13 @@ class Keys:
     def acks(self, event_id: str) -> str:
         """List: one entry per data plane that has applied event `event_id`."""
         return f"{self.prefix}:ack:{event_id}"
+
+    @property
+    def conversations(self) -> str:
+        """Stream: one entry per run, field `r` = packed `ConversationRecord`. Bounded (MAXLEN ~)."""
+        return f"{self.prefix}:conversations"
+
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group through which control planes ingest `conversations`."""
+        return "ffaas-ingest"

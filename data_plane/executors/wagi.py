@@ -87,7 +87,7 @@ class WagiExecutor:
     def __init__(self, runtime: WasmRuntime, pool: ThreadPoolExecutor, limits: RunLimits) -> None:
         self._runtime = runtime
         self._pool = pool
-        self._limits = limits
+        self.limits = limits
         self._inline_limits = replace(limits, timeout_ms=min(INLINE_BUDGET_MS, limits.timeout_ms))
         self._slow_modules: set[str] = set()
 
@@ -104,11 +104,11 @@ class WagiExecutor:
         result: CommandResult | None = None
         if endpoint.module_hash not in self._slow_modules:
             result = call(limits=self._inline_limits)
-            if result.outcome is Outcome.TIMED_OUT and self._limits.timeout_ms > INLINE_BUDGET_MS:
+            if result.outcome is Outcome.TIMED_OUT and self.limits.timeout_ms > INLINE_BUDGET_MS:
                 self._slow_modules.add(endpoint.module_hash)
                 result = None
         if result is None:
-            on_pool = partial(call, limits=self._limits)
+            on_pool = partial(call, limits=self.limits)
             result = await asyncio.get_running_loop().run_in_executor(self._pool, on_pool)
         error = self._error_for(result)
         if error is not None:
@@ -119,7 +119,7 @@ class WagiExecutor:
             return WagiRun(result, None, exc)
 
     def _error_for(self, result: CommandResult) -> ServiceError | None:
-        limits = self._limits
+        limits = self.limits
         match result.outcome:
             case Outcome.COMPLETED:
                 return None

@@ -1,0 +1,101 @@
+"""Building the conversation of one run: the incoming request, logs, outbound traffic, the response.
+
+Items are appended in the order things happen; `finish` seals the record.  The
+same builder serves every executor (endpoints now, processors later).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from data_plane.incoming_request import IncomingRequest
+from shared.conversations import (
+    AuditItem,
+    ConversationRecord,
+    captured_body,
+    headers_payload,
+    new_id,
+    new_item,
+)
+from shared.timestamps import utc_now
+
+
+class Conversation:
+    def __init__(
+        self,
+        incoming: IncomingRequest,
+        *,
+        body_cap: int,
+        endpoint_id: str | None = None,
+        deploy_id: str | None = None,
+        module_hash: str | None = None,
+        request_processor_id: str | None = None,
+    ) -> None:
+        self.id = new_id()
+        self.created_at = utc_now()
+        self._started = time.perf_counter()
+        self._body_cap = body_cap
+        self._version = incoming.version
+        self._identity = {
+            "endpoint_id": endpoint_id,
+            "deploy_id": deploy_id,
+            "module_hash": module_hash,
+            "request_processor_id": request_processor_id,
+        }
+        self.request_item = new_item(
+            "request",
+            {
+                "method": incoming.method,
+                "path": incoming.path,
+                "query": incoming.query,
+                "headers": headers_payload(incoming.headers),
+                **captured_body(incoming.body, body_cap),
+                "version": incoming.version,
+            },
+            inc=0,
+        )
+        self.items: list[AuditItem] = [self.request_item]
+
+    def log(self, text: str) -> None:
+        self.items.append(new_item("log", text))
+
+    def log_stderr(self, stderr: bytes, *, truncated_at: int | None = None) -> None:
+        """One `log` item per line the guest wrote to stderr."""
+        for line in stderr.decode("utf-8", errors="replace").splitlines():
+            self.log(line)
+        if truncated_at is not None:
+            self.log(f"[ffaas] stderr cut at {truncated_at} bytes (FFAAS_MAX_LOG_BYTES)")
+
+    def finish(
+        self,
+        *,
+        status: int,
+        headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+        body: bytes,
+        outcome: str,
+        error: str | None = None,
+        error_detail: str | None = None,
+        duration_ms: float | None = None,
+    ) -> ConversationRecord:
+        """Append the final response item and seal the record."""
+        payload: dict[str, Any] = {
+            "code": status,
+            "headers": headers_payload(headers),
+            **captured_body(body, self._body_cap),
+            "version": self._version,
+        }
+        self.items.append(new_item("response", payload, request=self.request_item.id))
+        elapsed_ms = (time.perf_counter() - self._started) * 1000
+        return ConversationRecord(
+            id=self.id,
+            created_at=self.created_at,
+            finished_at=utc_now(),
+            duration_ms=round(duration_ms if duration_ms is not None else elapsed_ms, 3),
+            outcome=outcome,
+            status=status,
+            error=error,
+            error_detail=error_detail,
+            items=self.items,
+            **self._identity,
+        )

@@ -1,0 +1,101 @@
+"""Conversation records: what the data plane sends on the Redis stream for every run.
+
+One stream entry (`Keys.conversations`, field `r`) carries one whole
+conversation, so the control plane ingests a run completely or not at all.
+Audit items are in the order they happened and already have the API's shape
+(SPEC.md "Audit items"): the control plane stores them as they are.
+
+Bodies are captured with `captured_body`: a UTF-8 body is a string, any other
+is a `data:application/octet-stream;base64,...` URL; a body over the capture cap
+is cut, and the payload then says so (`body_truncated`, `body_bytes`).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+
+from shared.timestamps import utc_now
+
+STREAM_FIELD = b"r"
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    kind: str
+    """"request", "response" or "log"."""
+    id: str
+    created_at: str
+    payload: Any
+    inc: int | None = None
+    """Only for requests: 0 for the incoming one, 1, 2, ... for outbound ones in order."""
+    request: str | None = None
+    """Only for responses: the id of the request item answered."""
+
+
+@dataclass(frozen=True)
+class ConversationRecord:
+    id: str
+    created_at: str
+    finished_at: str
+    duration_ms: float
+    outcome: str
+    """How the run ended: "completed", "timed_out", "trapped", "exited_nonzero", "out_of_memory",
+    "output_limit", "invalid_response", "request_too_large", "unusable_module", "error"."""
+    status: int
+    """The HTTP status returned to the caller."""
+    error: str | None
+    """The error message returned to the caller, if any."""
+    error_detail: str | None
+    """Guest internals (trap frames, stack traces): kept here, never sent to the caller."""
+    endpoint_id: str | None = None
+    deploy_id: str | None = None
+    module_hash: str | None = None
+    request_processor_id: str | None = None
+    items: list[AuditItem] = field(default_factory=list)
+
+    def pack(self) -> bytes:
+        return msgpack.packb(asdict(self))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> ConversationRecord:
+        fields = msgpack.unpackb(data)
+        items = [AuditItem(**item) for item in fields.pop("items")]
+        return cls(**fields, items=items)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_item(kind: str, payload: Any, *, inc: int | None = None, request: str | None = None) -> AuditItem:
+    return AuditItem(kind=kind, id=new_id(), created_at=utc_now(), payload=payload, inc=inc, request=request)
+
+
+def captured_body(data: bytes, cap: int) -> dict[str, Any]:
+    """`{"body": ...}` for a payload, plus `body_truncated`/`body_bytes` when cut at `cap` bytes."""
+    kept = data[:cap]
+    try:
+        text = kept.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(kept) < len(data) and exc.start >= len(kept) - 3:
+            text = kept[: exc.start].decode("utf-8", errors="strict")  # cut inside a multi-byte character
+        else:
+            text = "data:application/octet-stream;base64," + base64.b64encode(kept).decode("ascii")
+    captured: dict[str, Any] = {"body": text}
+    if len(kept) < len(data):
+        captured["body_truncated"] = True
+        captured["body_bytes"] = len(data)
+    return captured
+
+
+def headers_payload(headers: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Headers as audit items show them: lower-case name -> every value, in order."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers:
+        grouped.setdefault(name.lower(), []).append(value)
+    return grouped
