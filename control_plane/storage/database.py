@@ -52,6 +52,39 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (endpoint_id, name)
     );
     """,
+    # 2: conversations ingested from the Redis stream, and their audit items in record order.
+    # No foreign key to endpoints: a conversation outlives the endpoint or processor that ran.
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        duration_ms REAL,
+        outcome TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        error TEXT,
+        error_detail TEXT,
+        endpoint_id TEXT,
+        deploy_id TEXT,
+        module_hash TEXT,
+        request_processor_id TEXT,
+        ingested_at TEXT NOT NULL
+    );
+    CREATE INDEX conversations_by_time ON conversations(created_at, id);
+    CREATE INDEX conversations_by_endpoint ON conversations(endpoint_id, created_at, id);
+    CREATE INDEX conversations_by_processor ON conversations(request_processor_id, created_at, id);
+    CREATE TABLE audit_items (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        inc INTEGER,
+        request TEXT
+    );
+    CREATE INDEX audit_items_by_conversation ON audit_items(conversation_id, position);
+    """,
 )
 
 

@@ -15,8 +15,8 @@ from data_plane.app import create_app
 from data_plane.settings import Settings
 from shared.conversations import STREAM_FIELD, ConversationRecord
 from shared.keys import Keys
-from tests.data_plane import guests
 from tests.conftest import RedisServer
+from tests.data_plane import guests
 from tests.data_plane.component.conftest import Publisher
 
 RFC3339_MICROS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
