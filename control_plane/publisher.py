@@ -10,6 +10,8 @@ For one changed endpoint (`publish_endpoint`):
 4. each data plane RPUSHes to `keys.acks(event_id)` once it serves the new state; we
    BLPOP that many acks within the deploy ack timeout, then DEL the key. A timeout is
    logged, not an error: Redis holds the state and a late data plane catches up.
+If Redis fails midway, the change (already committed) answers 503 and a background
+task reconciles Redis with SQLite until it succeeds, so data planes converge.
 So once a change's response is back, every live data plane serves it (read-your-writes).
 
 `reconcile` makes Redis match SQLite at startup, then tells every data plane to re-read
@@ -19,6 +21,7 @@ every route (`RouteEvent(endpoint_id="*")`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -36,6 +39,8 @@ from shared.keys import Keys
 log = logging.getLogger("ffaas.control_plane.publisher")
 
 EVERY_ENDPOINT = "*"
+ACK_SLICE_S = 1.0
+RECONCILE_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class Publisher:
@@ -45,6 +50,7 @@ class Publisher:
         self._keys = keys
         self._ack_timeout_s = ack_timeout_ms / 1000
         self._route_lock = asyncio.Lock()
+        self._reconciler: asyncio.Task[None] | None = None
 
     async def publish_endpoint(
         self, endpoint_id: str, *, change: str, module: tuple[str, bytes] | None = None
@@ -62,7 +68,8 @@ class Publisher:
             receivers = int(await self._redis.publish(self._keys.events, event.pack()))
             await self._await_acks(event, receivers)
         except (RedisError, OSError) as exc:
-            log.error("publishing %s failed: %s", change, exc)
+            log.error("publishing %s failed: %s; Redis will be reconciled once it answers", change, exc)
+            self._reconcile_in_background()
             raise Unavailable(
                 f"{change} is stored but could not be published: Redis unavailable (FFAAS_REDIS_URL)"
             ) from exc
@@ -72,6 +79,24 @@ class Publisher:
             route.deploy_id if route else "none",
             receivers,
         )
+
+    def _reconcile_in_background(self) -> None:
+        """After a failed publish, keep reconciling until Redis answers, so data planes converge."""
+        if self._reconciler is None or self._reconciler.done():
+            self._reconciler = asyncio.create_task(self._reconcile_until_done(), name="ffaas-reconcile")
+
+    async def _reconcile_until_done(self) -> None:
+        for attempt in itertools.count():
+            await asyncio.sleep(RECONCILE_RETRY_S[min(attempt, len(RECONCILE_RETRY_S) - 1)])
+            try:
+                await self.reconcile()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("reconcile failed (attempt %d): %s", attempt + 1, exc)
+
+    async def close(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()
 
     async def reconcile(self) -> None:
         """Make Redis match SQLite: modules and routes of active deploys, no stale routes."""
@@ -118,7 +143,7 @@ class Publisher:
         try:
             while acked < receivers:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or await self._redis.blpop([key], timeout=max(remaining, 0.001)) is None:
+                if remaining <= 0:
                     log.warning(
                         "event %s for endpoint %s: %d of %d data plane(s) acknowledged within %d ms "
                         "(FFAAS_DEPLOY_ACK_TIMEOUT_MS)",
@@ -129,7 +154,10 @@ class Publisher:
                         self._ack_timeout_s * 1000,
                     )
                     return
-                acked += 1
+                # Short BLPOP slices (a zero timeout would block forever): a server-side wait
+                # near the client's socket timeout would turn a slow data plane into a Redis error.
+                if await self._redis.blpop([key], timeout=min(max(remaining, 0.01), ACK_SLICE_S)) is not None:
+                    acked += 1
         finally:
             await self._redis.delete(key)
 

@@ -1,4 +1,11 @@
-"""Connecting to Redis: ping first, bounded and logged retries."""
+"""Connecting to Redis: ping first, bounded and logged retries.
+
+Every client retries a command that failed on a broken connection (Redis
+restarted, connection dropped) a few times on a fresh one, so a restart of
+Redis costs the planes nothing but a short delay.  A retried write may be
+applied twice; everything FFAAS writes is idempotent for that reason (SET NX,
+HSET of the full state, conversation records ingested by id).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,25 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("ffaas.redis")
+
+COMMAND_RETRIES = 3
 
 
 async def connect(url: str, *, attempts: int = 20, delay_s: float = 0.5) -> aioredis.Redis:
     """Return a client whose server answered PING; raise after `attempts` failures."""
-    client = aioredis.Redis.from_url(url, health_check_interval=10)
+    client = aioredis.Redis.from_url(
+        url,
+        health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), COMMAND_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
     for attempt in range(1, attempts + 1):
         try:
             await client.ping()

@@ -1,0 +1,201 @@
+"""A whole FFAAS installation for one test module or test: Redis, a control plane, data planes.
+
+Each `Cluster` has its own Redis key prefix, its own admin token and its own data
+directory per plane (the control plane's SQLite file, each data plane's module
+cache), so clusters never see each other even when they share a redis-server.
+Everything is driven over plain HTTP; `close()` stops every plane it started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import RedisServer, free_port
+from tests.e2e.processes import START_TIMEOUT_S, Plane
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+# Every cluster still running, so a failing test's report can show the planes' logs.
+LIVE: list[Cluster] = []
+
+
+class Cluster:
+    def __init__(self, workdir: Path, redis: RedisServer, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: extra FFAAS_* variables given to every plane of this cluster."""
+        self.workdir = workdir
+        self.redis = redis
+        self.prefix = f"e2e-{secrets.token_hex(6)}"
+        self.admin_token = secrets.token_hex(16)
+        self.settings = dict(settings or {})
+        self.public_port = free_port()
+        self.control_plane: Plane | None = None
+        self.data_planes: list[Plane] = []
+        self._data_plane_numbers = itertools.count(1)
+        self.http = httpx.Client(timeout=30.0)
+        self.admin = httpx.Client(timeout=30.0, headers={"authorization": f"Bearer {self.admin_token}"})
+        LIVE.append(self)
+
+    # -- processes ---------------------------------------------------------------------------------
+
+    def common_settings(self) -> dict[str, str]:
+        return {
+            "FFAAS_REDIS_URL": self.redis.url,
+            "FFAAS_REDIS_PREFIX": self.prefix,
+            "FFAAS_ADMIN_TOKEN": self.admin_token,
+            "FFAAS_LOG_LEVEL": "info",
+            **self.settings,
+        }
+
+    def start(self, data_planes: int = 1) -> None:
+        """The control plane and `data_planes` data planes, started side by side; all ready on return.
+
+        The first data plane listens on the public URL's port, so endpoint URLs reach it.
+        """
+        planes = [self._control_plane()]
+        for index in range(data_planes):
+            port = self.public_port if index == 0 else None
+            planes.append(self.data_plane(port=port))
+        for plane in planes:
+            plane.launch()
+        for plane in planes:
+            plane.wait_ready(_deadline())
+
+    def _control_plane(self) -> Plane:
+        plane = Plane(
+            "control_plane",
+            port=free_port(),
+            settings={
+                **self.common_settings(),
+                "FFAAS_DATA_DIR": str(self._fresh_dir("control-plane")),
+                "FFAAS_CONTROL_PLANE_HOST": "127.0.0.1",
+                "FFAAS_PUBLIC_URL": f"http://127.0.0.1:{self.public_port}",
+            },
+            log_path=self.workdir / "logs" / "control-plane.log",
+        )
+        plane.settings["FFAAS_CONTROL_PLANE_PORT"] = str(plane.port)
+        self.control_plane = plane
+        return plane
+
+    def data_plane(self, *, port: int | None = None, data_dir: Path | None = None) -> Plane:
+        """A new data plane of this cluster (not started): its own data dir unless `data_dir` is given."""
+        number = next(self._data_plane_numbers)
+        port = port or free_port()
+        plane = Plane(
+            "data_plane",
+            port=port,
+            settings={
+                **self.common_settings(),
+                "FFAAS_DATA_DIR": str(data_dir or self._fresh_dir(f"data-plane-{number}")),
+                "FFAAS_DATA_PLANE_HOST": "127.0.0.1",
+                "FFAAS_DATA_PLANE_PORT": str(port),
+                "FFAAS_PLANE_ID": f"e2e-data-plane-{number}",
+            },
+            log_path=self.workdir / "logs" / f"data-plane-{number}.log",
+        )
+        self.data_planes.append(plane)
+        return plane
+
+    def start_data_plane(self, *, data_dir: Path | None = None) -> Plane:
+        plane = self.data_plane(data_dir=data_dir)
+        plane.start()
+        return plane
+
+    def _fresh_dir(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(parents=True)
+        return path
+
+    def close(self) -> None:
+        """Stop every plane (data planes first), even if one stop fails."""
+        errors: list[BaseException] = []
+        for plane in [*reversed(self.data_planes), self.control_plane]:
+            if plane is None:
+                continue
+            try:
+                plane.stop()
+            except BaseException as exc:  # keep stopping the others
+                errors.append(exc)
+        self.http.close()
+        self.admin.close()
+        if self in LIVE:
+            LIVE.remove(self)
+        if errors:
+            raise errors[0]
+
+    def planes(self) -> Iterator[Plane]:
+        if self.control_plane is not None:
+            yield self.control_plane
+        yield from self.data_planes
+
+    def describe_logs(self) -> str:
+        return "\n".join(plane.describe_log() for plane in self.planes())
+
+    # -- the admin API -----------------------------------------------------------------------------
+
+    @property
+    def admin_url(self) -> str:
+        assert self.control_plane is not None
+        return self.control_plane.url
+
+    def create_endpoint(self, name: str) -> dict[str, Any]:
+        response = self.admin.post(f"{self.admin_url}/endpoint", json={"name": name})
+        assert response.status_code == 201, f"POST /endpoint: {response.status_code} {response.text}"
+        endpoint: dict[str, Any] = response.json()
+        return endpoint
+
+    def deploy(self, endpoint_id: str, wasm: bytes) -> dict[str, Any]:
+        response = self.post_module(endpoint_id, wasm)
+        assert response.status_code == 201, f"deploy: {response.status_code} {response.text}"
+        deploy: dict[str, Any] = response.json()
+        return deploy
+
+    def post_module(self, endpoint_id: str, wasm: bytes) -> httpx.Response:
+        return self.admin.post(
+            f"{self.admin_url}/endpoint/{endpoint_id}/deploy",
+            content=bytes(wasm),
+            headers={"content-type": "application/octet-stream"},
+        )
+
+    def get_endpoint(self, endpoint_id: str) -> httpx.Response:
+        return self.admin.get(f"{self.admin_url}/endpoint/{endpoint_id}")
+
+    def new_deployed_endpoint(self, name: str, wasm: bytes) -> str:
+        endpoint_id: str = self.create_endpoint(name)["id"]
+        self.deploy(endpoint_id, wasm)
+        return endpoint_id
+
+    # -- the data planes ---------------------------------------------------------------------------
+
+    def call(self, plane: Plane, endpoint_id: str, sub_path: str = "", **kwargs: Any) -> httpx.Response:
+        method = kwargs.pop("method", "GET")
+        return self.http.request(method, f"{plane.url}/{endpoint_id}{sub_path}", **kwargs)
+
+
+def _deadline() -> float:
+    return time.monotonic() + START_TIMEOUT_S
+
+
+def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
+    """`response` is the JSON error body, exactly {"code", "message"}, naming every fragment."""
+    assert response.status_code == status, (
+        f"expected {status}, got {response.status_code}: {response.text[:500]}"
+    )
+    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"code", "message"}, body
+    assert body["code"] == status, body
+    message = body["message"]
+    assert isinstance(message, str) and message, body
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in the error message {message!r}"
+    return message

@@ -1,0 +1,163 @@
+"""One plane (`python -m control_plane` or `python -m data_plane`) as a real subprocess.
+
+A `Plane` runs in its own session (process group) with its output in a log file,
+is ready once `GET /status` answers 200, and is stopped with SIGTERM to the group,
+then SIGKILL after a grace period. On Linux the child also gets SIGTERM if the test
+process dies, so a killed test run leaves nothing behind. A plane that dies or does
+not answer in time fails the test with the tail of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+POLL_S = 0.02
+
+
+class PlaneStartupError(AssertionError):
+    """A plane exited or did not answer `GET /status` in time; the message holds its log tail."""
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: ask Linux to SIGTERM it when the test process exits."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def plane_environment(settings: Mapping[str, str]) -> dict[str, str]:
+    """The inherited environment without the developer's own FFAAS_* settings, plus `settings`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FFAAS_")}
+    env.update(settings)
+    return env
+
+
+class Plane:
+    """`python -m <package>` on `port` with `settings` as its FFAAS_* environment."""
+
+    def __init__(self, package: str, *, port: int, settings: Mapping[str, str], log_path: Path) -> None:
+        self.package = package
+        self.port = port
+        self.settings = dict(settings)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __repr__(self) -> str:
+        return f"Plane({self.package} on :{self.port})"
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Launch the process and return once it answers `GET /status` with 200."""
+        self.launch()
+        self.wait_ready(time.monotonic() + timeout_s)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (to start several planes side by side)."""
+        if self.running:
+            raise RuntimeError(f"{self!r} is already running")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== starting {self.package} on :{self.port} ===\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.package],
+                env=plane_environment(self.settings),
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def wait_ready(self, deadline: float) -> None:
+        """Poll `GET /status` until 200; fail with the log tail if the process dies or time runs out."""
+        last_error = "no answer yet"
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                if not self.running:
+                    code = self.process.returncode if self.process is not None else None
+                    raise PlaneStartupError(
+                        f"{self!r} exited with code {code} while starting\n{self.describe_log()}"
+                    )
+                try:
+                    response = client.get(f"{self.url}/status")
+                    if response.status_code == 200:
+                        return
+                    last_error = f"GET /status answered {response.status_code}: {response.text[:200]}"
+                except httpx.TransportError as exc:
+                    last_error = f"GET /status failed: {exc!r}"
+                if time.monotonic() > deadline:
+                    raise PlaneStartupError(f"{self!r} is not ready: {last_error}\n{self.describe_log()}")
+                time.sleep(POLL_S)
+
+    def status(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/status", timeout=5.0)
+        assert response.status_code == 200, f"{self!r} GET /status: {response.status_code} {response.text}"
+        body: dict[str, Any] = response.json()
+        return body
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """SIGTERM the process group, wait up to `grace_s`, then SIGKILL it. Idempotent."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            _signal_group(process, signal.SIGTERM)
+            _signal_group(process, signal.SIGCONT)  # a frozen plane must wake up to act on SIGTERM
+            try:
+                process.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        # Whatever the leader left behind in its group goes too.
+        _signal_group(process, signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process keeps its sockets (and Redis subscription) but does nothing."""
+        assert self.process is not None
+        _signal_group(self.process, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        _signal_group(self.process, signal.SIGCONT)
+
+    def restart(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        self.stop()
+        self.start(timeout_s)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe_log(self, lines: int = 30) -> str:
+        return f"--- last {lines} lines of {self.log_path} ---\n{self.log_tail(lines)}"
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
