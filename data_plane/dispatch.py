@@ -50,6 +50,9 @@ class EndpointDispatcher:
         self._recorder = recorder
         self._max_request_bytes = max_request_bytes
         self._body_cap = max_captured_body_bytes
+        self._too_large = (
+            f"request body exceeds the limit of {max_request_bytes} bytes (FFAAS_MAX_REQUEST_BYTES)"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint_id = scope["path"].split("/", 2)[1]
@@ -67,7 +70,7 @@ class EndpointDispatcher:
         if endpoint is None:
             raise NotFound(f"endpoint {endpoint_id} not found or has no deploy")
         try:
-            body = await read_capped_body(request, self._max_request_bytes, setting="FFAAS_MAX_REQUEST_BYTES")
+            body = await read_capped_body(request, self._max_request_bytes, self._too_large)
         except PayloadTooLarge as exc:
             conversation = self._conversation(endpoint, IncomingRequest.from_starlette(request, b""))
             return await self._answer_error(conversation, exc, "request_too_large")

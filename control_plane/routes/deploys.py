@@ -19,11 +19,12 @@ from starlette.routing import Route
 
 from control_plane.module_validation import validate_module
 from control_plane.routes.endpoints import deploy_json, endpoint_json, endpoint_not_found
-from control_plane.routes.request_body import read_capped_body, read_json
+from control_plane.routes.request_body import read_json
 from control_plane.state import services
 from control_plane.storage import endpoints as store
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound
+from shared.request_body import read_capped_body
 
 
 async def create_deploy(request: Request) -> JSONResponse:
