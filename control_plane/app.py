@@ -1,9 +1,11 @@
 """`create_app(settings)`: the control plane's Starlette app.
 
 The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries),
-reconciles Redis with SQLite, and stores them on `app.state.services`; it closes them at
-shutdown. Nothing is opened at import time. Routes come from `routes/`; every error
-leaves as the one JSON error body (`shared.errors.install_error_handlers`).
+reconciles Redis with SQLite, starts the conversation stream consumer (`ingest.py`) and
+retention (`retention.py`), and stores them on `app.state.services`. At shutdown it stops
+the two background tasks first, then closes Redis and the database. Nothing is opened
+at import time. Routes come from `routes/`; every error leaves as the one JSON error
+body (`shared.errors.install_error_handlers`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from control_plane.auth import AdminTokenMiddleware
+from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
-from control_plane.routes import deploys, endpoints, status
+from control_plane.retention import Retention
+from control_plane.routes import conversations, deploys, endpoints, status
 from control_plane.settings import Settings
 from control_plane.state import Services
 from control_plane.storage.database import open_database
@@ -30,8 +34,8 @@ log = logging.getLogger("ffaas.control_plane")
 
 
 def create_app(settings: Settings) -> Starlette:
-    # routes/processors.py and routes/conversations.py add their `routes` here.
-    routes: list[BaseRoute] = [*status.routes, *endpoints.routes, *deploys.routes]
+    # routes/processors.py adds its `routes` here.
+    routes: list[BaseRoute] = [*status.routes, *endpoints.routes, *deploys.routes, *conversations.routes]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -45,9 +49,24 @@ def create_app(settings: Settings) -> Starlette:
             keys = Keys(settings.redis_prefix)
             publisher = Publisher(db, redis, keys, ack_timeout_ms=settings.deploy_ack_timeout_ms)
             await publisher.reconcile()
-            app.state.services = Services(settings, db, redis, keys, publisher)
+            ingester = Ingester(db, redis, keys, claim_idle_ms=settings.ingest_claim_idle_ms)
+            retention = Retention(
+                db,
+                retention_hours=settings.conversation_retention_hours,
+                max_conversations=settings.max_conversations,
+                interval_s=settings.retention_interval_s,
+            )
+            app.state.services = Services(settings, db, redis, keys, publisher, ingester, retention)
+            ingester.start()
+            retention.start()
             log.info("control plane ready: database %s, Redis %s", settings.database_path, settings.redis_url)
-            yield
+            try:
+                yield
+            finally:
+                try:
+                    await ingester.stop()
+                finally:
+                    await retention.stop()
         finally:
             await redis.aclose()
             await db.close()

@@ -4,18 +4,22 @@ Every field has a default so tests can build `Settings(...)` directly; `from_env
 is the only place that reads variables, and a malformed one raises `SettingError`
 naming it.
 
-| variable                      | default                                         |
-|-------------------------------|-------------------------------------------------|
-| FFAAS_REDIS_URL               | redis://127.0.0.1:6379/0                        |
-| FFAAS_REDIS_PREFIX            | ffaas                                           |
-| FFAAS_DATA_DIR                | ./data (database: <dir>/control_plane.sqlite3)  |
-| FFAAS_CONTROL_PLANE_HOST      | 127.0.0.1                                       |
-| FFAAS_CONTROL_PLANE_PORT      | 3000                                            |
-| FFAAS_PUBLIC_URL              | http://127.0.0.1:<FFAAS_DATA_PLANE_PORT or 4000>|
-| FFAAS_ADMIN_TOKEN             | empty: no authentication                        |
-| FFAAS_MAX_MODULE_BYTES        | 33554432 (32 MiB)                               |
-| FFAAS_DEPLOY_ACK_TIMEOUT_MS   | 5000                                            |
-| FFAAS_LOG_LEVEL               | info                                            |
+| variable                           | default                                           |
+|------------------------------------|---------------------------------------------------|
+| FFAAS_REDIS_URL                    | redis://127.0.0.1:6379/0                          |
+| FFAAS_REDIS_PREFIX                 | ffaas                                             |
+| FFAAS_DATA_DIR                     | ./data (database: <dir>/control_plane.sqlite3)    |
+| FFAAS_CONTROL_PLANE_HOST           | 127.0.0.1                                         |
+| FFAAS_CONTROL_PLANE_PORT           | 3000                                              |
+| FFAAS_PUBLIC_URL                   | http://127.0.0.1:<FFAAS_DATA_PLANE_PORT or 4000>  |
+| FFAAS_ADMIN_TOKEN                  | empty: no authentication                          |
+| FFAAS_MAX_MODULE_BYTES             | 33554432 (32 MiB)                                 |
+| FFAAS_DEPLOY_ACK_TIMEOUT_MS        | 5000                                              |
+| FFAAS_LOG_LEVEL                    | info                                              |
+| FFAAS_CONVERSATION_RETENTION_HOURS | 168 (7 days); 0 keeps conversations forever       |
+| FFAAS_MAX_CONVERSATIONS            | 1000000; 0 means no limit                         |
+| FFAAS_RETENTION_INTERVAL_S         | 60 (retention also runs once at start)            |
+| FFAAS_INGEST_CLAIM_IDLE_MS         | 30000 (take over entries a crashed consumer left) |
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class Settings:
     max_module_bytes: int = 32 * 1024 * 1024
     deploy_ack_timeout_ms: int = 5000
     log_level: str = "info"
+    conversation_retention_hours: int = 168
+    max_conversations: int = 1_000_000
+    retention_interval_s: int = 60
+    ingest_claim_idle_ms: int = 30_000
 
     @property
     def database_path(self) -> Path:
@@ -69,4 +77,14 @@ class Settings:
             max_module_bytes=env_int(environ, "FFAAS_MAX_MODULE_BYTES", cls.max_module_bytes, minimum=8),
             deploy_ack_timeout_ms=env_int(environ, "FFAAS_DEPLOY_ACK_TIMEOUT_MS", cls.deploy_ack_timeout_ms),
             log_level=log_level,
+            conversation_retention_hours=env_int(
+                environ, "FFAAS_CONVERSATION_RETENTION_HOURS", cls.conversation_retention_hours
+            ),
+            max_conversations=env_int(environ, "FFAAS_MAX_CONVERSATIONS", cls.max_conversations),
+            retention_interval_s=env_int(
+                environ, "FFAAS_RETENTION_INTERVAL_S", cls.retention_interval_s, minimum=1
+            ),
+            ingest_claim_idle_ms=env_int(
+                environ, "FFAAS_INGEST_CLAIM_IDLE_MS", cls.ingest_claim_idle_ms, minimum=1
+            ),
         )

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
+from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
+from control_plane.retention import Retention
 from control_plane.settings import Settings
 from control_plane.storage.database import Database
 from shared.keys import Keys
@@ -20,6 +22,8 @@ class Services:
     redis: aioredis.Redis
     keys: Keys
     publisher: Publisher
+    ingester: Ingester
+    retention: Retention
 
 
 def services(request: Request) -> Services:

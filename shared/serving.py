@@ -15,4 +15,6 @@ from starlette.types import ASGIApp
 def serve(app: ASGIApp, *, host: str, port: int, log_level: str) -> None:
     level = "DEBUG" if log_level == "trace" else log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", log_level=log_level, access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, loop="uvloop", http="httptools", log_level=log_level, access_log=False
+    )
