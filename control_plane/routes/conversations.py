@@ -1,0 +1,156 @@
+"""Conversations: read one (with or without its items), and list them.
+
+Shapes (the fh-http seed's RequestConversation and AuditItem, plus FFAAS fields):
+- conversation: {id, created_at, request_processor_id, endpoint_id, deploy_id, module_hash,
+  finished_at, duration_ms, outcome, status, error, error_detail, audit_items}; ids that
+  do not apply are null (`request_processor_id` for endpoint runs, and the reverse).
+- audit item: {kind, id, created_at, conversation_id, payload}, plus `inc` for requests
+  and `request` for responses (present only when set), oldest first.
+- GET /conversation?endpoint_id=&processor_id=&limit=&before= -> {"conversations": [...
+  without audit_items], "next": cursor or null}, newest first; pass `next` as `before`.
+
+No race with the run: the data plane adds a conversation to the stream before it
+answers, so an id not yet in SQLite makes the ingester catch up with the stream before
+the route answers 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import uuid
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from control_plane.state import Services, services
+from control_plane.storage import conversations as store
+from shared.errors import BadRequest, NotFound, Unavailable
+
+log = logging.getLogger("ffaas.control_plane.conversations")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+LIST_PARAMETERS = ("endpoint_id", "processor_id", "limit", "before")
+
+
+def conversation_json(conversation: store.Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "created_at": conversation.created_at,
+        "request_processor_id": conversation.request_processor_id,
+        "endpoint_id": conversation.endpoint_id,
+        "deploy_id": conversation.deploy_id,
+        "module_hash": conversation.module_hash,
+        "finished_at": conversation.finished_at,
+        "duration_ms": conversation.duration_ms,
+        "outcome": conversation.outcome,
+        "status": conversation.status,
+        "error": conversation.error,
+        "error_detail": conversation.error_detail,
+    }
+
+
+def item_json(item: store.StoredItem) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "kind": item.kind,
+        "id": item.id,
+        "created_at": item.created_at,
+        "conversation_id": item.conversation_id,
+        "payload": item.payload,
+    }
+    if item.inc is not None:
+        shown["inc"] = item.inc
+    if item.request is not None:
+        shown["request"] = item.request
+    return shown
+
+
+async def get_conversation(request: Request) -> JSONResponse:
+    conversation, items = await _find(services(request), request.path_params["conversation_id"])
+    return JSONResponse({**conversation_json(conversation), "audit_items": [item_json(i) for i in items]})
+
+
+async def get_audit_items(request: Request) -> JSONResponse:
+    _, items = await _find(services(request), request.path_params["conversation_id"])
+    return JSONResponse([item_json(item) for item in items])
+
+
+async def list_conversations(request: Request) -> JSONResponse:
+    params = request.query_params
+    for name in params:
+        if name not in LIST_PARAMETERS:
+            raise BadRequest(f"unknown query parameter {name!r}; known: {', '.join(LIST_PARAMETERS)}")
+    limit = _limit(params.get("limit"))
+    before = params.get("before")
+    conversations = await store.list_conversations(
+        services(request).db,
+        limit=limit + 1,
+        endpoint_id=params.get("endpoint_id"),
+        processor_id=params.get("processor_id"),
+        before=None if before is None else _decode_cursor(before),
+    )
+    page = conversations[:limit]
+    following = _encode_cursor(page[-1]) if len(conversations) > limit else None
+    return JSONResponse({"conversations": [conversation_json(c) for c in page], "next": following})
+
+
+async def _find(found: Services, conversation_id: str) -> tuple[store.Conversation, list[store.StoredItem]]:
+    """The stored conversation; if missing, catch up with the stream once and look again."""
+    stored = await store.get_conversation(found.db, conversation_id)
+    if stored is None and _is_uuid(conversation_id):
+        try:
+            await found.ingester.catch_up()
+        except (RedisError, OSError) as exc:
+            log.warning("catching up with the conversation stream failed: %r", exc)
+            raise Unavailable(
+                f"conversation {conversation_id} is not stored yet and the conversation stream "
+                "could not be read: Redis unavailable (FFAAS_REDIS_URL)"
+            ) from exc
+        stored = await store.get_conversation(found.db, conversation_id)
+    if stored is None:
+        raise NotFound(f"conversation {conversation_id} not found")
+    return stored
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {raw!r}")
+    return int(raw)
+
+
+def _encode_cursor(conversation: store.Conversation) -> str:
+    packed = json.dumps([conversation.created_at, conversation.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(packed).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("before must be the `next` cursor of a previous page") from exc
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(part, str) for part in value)):
+        raise BadRequest("before must be the `next` cursor of a previous page")
+    return value[0], value[1]
+
+
+routes = [
+    Route("/conversation", list_conversations, methods=["GET"]),
+    Route("/conversation/{conversation_id}", get_conversation, methods=["GET"]),
+    Route("/conversation/{conversation_id}/audit_item", get_audit_items, methods=["GET"]),
+]

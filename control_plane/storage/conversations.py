@@ -1,0 +1,242 @@
+"""Conversations and their audit items, as ingested from the data planes' stream.
+
+Invariants:
+- A conversation and all its audit items are written in one transaction, and writing
+  the same conversation again changes nothing (INSERT OR IGNORE by conversation id and
+  by item id): ingestion is idempotent, so a record delivered twice is stored once.
+- Items keep the order of the record (`position` 0, 1, ...); payloads are stored as JSON
+  text and read back as the same JSON value.
+- Timestamps are stored in the one FFAAS format (`shared.timestamps`), so text order is
+  time order; listing is newest first by (created_at, id).
+- Deleting a conversation deletes its items (ON DELETE CASCADE); deletions run in
+  batches of at most `limit` conversations, one short transaction each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from control_plane.storage.database import Database
+from shared.conversations import ConversationRecord
+from shared.timestamps import format_timestamp
+
+_CONVERSATION_COLUMNS = (
+    "id, created_at, finished_at, duration_ms, outcome, status, error, error_detail, "
+    "endpoint_id, deploy_id, module_hash, request_processor_id"
+)
+_ITEM_COLUMNS = "kind, id, created_at, conversation_id, payload, inc, request"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    created_at: str
+    finished_at: str | None
+    duration_ms: float | None
+    outcome: str
+    status: int
+    error: str | None
+    error_detail: str | None
+    endpoint_id: str | None
+    deploy_id: str | None
+    module_hash: str | None
+    request_processor_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    kind: str
+    id: str
+    created_at: str
+    conversation_id: str
+    payload: Any
+    inc: int | None
+    request: str | None
+
+
+@dataclass(frozen=True)
+class ConversationRows:
+    """One record as rows, checked: storing them cannot fail for a reason in the record."""
+
+    conversation: tuple[Any, ...]
+    items: list[tuple[Any, ...]]
+
+
+def conversation_rows(record: ConversationRecord, ingested_at: str) -> ConversationRows:
+    """Check `record` and turn it into rows; `ValueError` names the first bad field."""
+    conversation = (
+        _text(record.id, "id"),
+        _timestamp(record.created_at, "created_at"),
+        None if record.finished_at is None else _timestamp(record.finished_at, "finished_at"),
+        _number(record.duration_ms, "duration_ms"),
+        _text(record.outcome, "outcome"),
+        _integer(record.status, "status"),
+        _optional_text(record.error, "error"),
+        _optional_text(record.error_detail, "error_detail"),
+        _optional_text(record.endpoint_id, "endpoint_id"),
+        _optional_text(record.deploy_id, "deploy_id"),
+        _optional_text(record.module_hash, "module_hash"),
+        _optional_text(record.request_processor_id, "request_processor_id"),
+        ingested_at,
+    )
+    items = [
+        (
+            _text(item.id, "item id"),
+            record.id,
+            position,
+            _text(item.kind, "item kind"),
+            _timestamp(item.created_at, "item created_at"),
+            json.dumps(item.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
+            None if item.inc is None else _integer(item.inc, "item inc"),
+            _optional_text(item.request, "item request"),
+        )
+        for position, item in enumerate(record.items)
+    ]
+    return ConversationRows(conversation, items)
+
+
+async def store_conversations(db: Database, batch: list[ConversationRows]) -> int:
+    """Store every conversation of `batch` in one transaction; how many were new."""
+    added = 0
+    async with db.transaction() as connection:
+        for rows in batch:
+            cursor = await connection.execute(
+                f"INSERT OR IGNORE INTO conversations ({_CONVERSATION_COLUMNS}, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows.conversation,
+            )
+            added += cursor.rowcount
+            await connection.executemany(
+                "INSERT OR IGNORE INTO audit_items "
+                "(id, conversation_id, position, kind, created_at, payload, inc, request) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows.items,
+            )
+    return added
+
+
+async def get_conversation(
+    db: Database, conversation_id: str
+) -> tuple[Conversation, list[StoredItem]] | None:
+    """The conversation and its items in record order, read together; None if unknown."""
+    async with db.reading() as connection:
+        async with connection.execute(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        async with connection.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM audit_items WHERE conversation_id = ? ORDER BY position",
+            (conversation_id,),
+        ) as cursor:
+            items = [_item(item_row) for item_row in await cursor.fetchall()]
+    return Conversation(*row), items
+
+
+async def list_conversations(
+    db: Database,
+    *,
+    limit: int,
+    endpoint_id: str | None = None,
+    processor_id: str | None = None,
+    before: tuple[str, str] | None = None,
+) -> list[Conversation]:
+    """At most `limit` conversations, newest first, strictly older than `before` (created_at, id)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if endpoint_id is not None:
+        clauses.append("endpoint_id = ?")
+        params.append(endpoint_id)
+    if processor_id is not None:
+        clauses.append("request_processor_id = ?")
+        params.append(processor_id)
+    if before is not None:
+        clauses.append("(created_at, id) < (?, ?)")
+        params.extend(before)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    async with (
+        db.reading() as connection,
+        connection.execute(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        ) as cursor,
+    ):
+        return [Conversation(*row) for row in await cursor.fetchall()]
+
+
+async def count_conversations(db: Database) -> int:
+    async with db.reading() as connection, connection.execute("SELECT COUNT(*) FROM conversations") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def delete_created_before(db: Database, cutoff: str, limit: int) -> int:
+    """Delete up to `limit` of the oldest conversations created before `cutoff`; how many."""
+    async with db.transaction() as connection:
+        cursor = await connection.execute(
+            "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations "
+            "WHERE created_at < ? ORDER BY created_at, id LIMIT ?)",
+            (cutoff, limit),
+        )
+        return cursor.rowcount
+
+
+async def delete_oldest(db: Database, limit: int) -> int:
+    """Delete the `limit` oldest conversations (fewer if there are fewer); how many."""
+    async with db.transaction() as connection:
+        cursor = await connection.execute(
+            "DELETE FROM conversations WHERE id IN "
+            "(SELECT id FROM conversations ORDER BY created_at, id LIMIT ?)",
+            (limit,),
+        )
+        return cursor.rowcount
+
+
+def _item(row: Any) -> StoredItem:
+    kind, item_id, created_at, conversation_id, payload, inc, request = row
+    return StoredItem(kind, item_id, created_at, conversation_id, json.loads(payload), inc, request)
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r:.80}")
+    return value
+
+
+def _optional_text(value: object, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string or null, got {value!r:.80}")
+    return value
+
+
+def _integer(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) >= 2**63:
+        raise ValueError(f"{name} must be a 64-bit integer, got {value!r:.80}")
+    return value
+
+
+def _number(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r:.80}")
+    return float(value)
+
+
+def _timestamp(value: object, name: str) -> str:
+    """The timestamp in the one FFAAS format (RFC 3339, UTC, microseconds, Z)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be an RFC 3339 timestamp, got {value!r:.80}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an RFC 3339 timestamp, got {value!r:.80}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_timestamp(moment)

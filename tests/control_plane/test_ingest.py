@@ -1,0 +1,161 @@
+"""The conversation stream consumer: records on the Redis stream become conversations in SQLite."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from control_plane.app import create_app
+from control_plane.settings import Settings
+from shared.conversations import STREAM_FIELD
+from shared.keys import Keys
+from tests.conftest import RedisServer
+from tests.control_plane.conversation_records import (
+    call_in_app,
+    endpoint_record,
+    eventually,
+    expected_conversation,
+    pending_count,
+    processor_record,
+    publish,
+    services_of,
+)
+
+RFC3339_MICROSECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def test_a_record_becomes_a_conversation_in_the_seed_shape(
+    client: TestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
+    record = endpoint_record()
+    publish(redis_client, keys, record)
+
+    response = client.get(f"/conversation/{record.id}")
+
+    assert response.status_code == 200
+    conversation = response.json()
+    assert conversation == expected_conversation(record)
+    assert RFC3339_MICROSECONDS.fullmatch(conversation["created_at"])
+    request, log, final = conversation["audit_items"]
+    assert set(request) == {"kind", "id", "created_at", "conversation_id", "payload", "inc"}
+    assert set(log) == {"kind", "id", "created_at", "conversation_id", "payload"}
+    assert set(final) == {"kind", "id", "created_at", "conversation_id", "payload", "request"}
+    assert [item["kind"] for item in conversation["audit_items"]] == ["request", "log", "response"]
+    assert final["request"] == request["id"]
+    assert all(RFC3339_MICROSECONDS.fullmatch(item["created_at"]) for item in conversation["audit_items"])
+    assert conversation["request_processor_id"] is None
+
+
+def test_a_get_right_after_the_xadd_returns_the_complete_conversation(
+    client: TestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
+    for _ in range(20):
+        record = processor_record()
+        publish(redis_client, keys, record)
+
+        response = client.get(f"/conversation/{record.id}")
+
+        assert response.status_code == 200
+        assert response.json() == expected_conversation(record)
+
+
+def test_catch_up_alone_stores_what_the_stopped_loop_never_read(
+    client: TestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
+    ingester = services_of(client).ingester
+    call_in_app(client, ingester.stop)
+    for _ in range(20):
+        record = endpoint_record()
+        publish(redis_client, keys, record)
+
+        response = client.get(f"/conversation/{record.id}/audit_item")
+
+        assert response.status_code == 200
+        assert response.json() == expected_conversation(record)["audit_items"]
+    assert pending_count(redis_client, keys) == 0
+
+
+def test_a_record_delivered_twice_is_stored_once(
+    client: TestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
+    record = endpoint_record()
+    publish(redis_client, keys, record)
+    publish(redis_client, keys, record)
+    ingester = services_of(client).ingester
+
+    call_in_app(client, ingester.catch_up)
+
+    assert client.get(f"/conversation/{record.id}").json() == expected_conversation(record)
+    listed = client.get("/conversation").json()["conversations"]
+    assert [conversation["id"] for conversation in listed] == [record.id]
+    assert (ingester.stats.stored, ingester.stats.duplicates) == (1, 1)
+    assert pending_count(redis_client, keys) == 0
+
+
+def test_entries_a_crashed_consumer_left_pending_are_reclaimed(
+    settings: Settings, redis_client: redis.Redis, keys: Keys
+) -> None:
+    redis_client.xgroup_create(keys.conversations, keys.ingest_group, id="0", mkstream=True)
+    record = endpoint_record()
+    publish(redis_client, keys, record)
+    redis_client.xreadgroup(keys.ingest_group, "crashed-1", {keys.conversations: ">"}, count=10)
+    assert pending_count(redis_client, keys) == 1  # delivered to a consumer that will never ack
+
+    with TestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
+        eventually(lambda: client.get(f"/conversation/{record.id}").status_code == 200)
+
+        assert client.get(f"/conversation/{record.id}").json() == expected_conversation(record)
+        assert pending_count(redis_client, keys) == 0
+
+
+def test_a_malformed_entry_is_acked_and_skipped(
+    client: TestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
+    bad_status = replace(endpoint_record(), status="200")  # type: ignore[arg-type]
+    redis_client.xadd(keys.conversations, {STREAM_FIELD: b"\xc1 not msgpack"})
+    redis_client.xadd(keys.conversations, {b"other": b"field"})
+    publish(redis_client, keys, bad_status)
+    good = endpoint_record()
+    publish(redis_client, keys, good)
+
+    response = client.get(f"/conversation/{good.id}")
+
+    assert response.json() == expected_conversation(good)
+    assert client.get(f"/conversation/{bad_status.id}").status_code == 404
+    assert services_of(client).ingester.stats.malformed == 3
+    assert pending_count(redis_client, keys) == 0
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> RedisServer:
+    """A Redis of this test's own, so stopping it disturbs no other test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    return server
+
+
+def test_ingest_survives_a_redis_outage(settings: Settings, own_redis: RedisServer) -> None:
+    keys = Keys(settings.redis_prefix)
+    try:
+        with TestClient(create_app(replace(settings, redis_url=own_redis.url))) as client:
+            own_redis.stop()
+            missing = endpoint_record()
+            unavailable = client.get(f"/conversation/{missing.id}")
+            own_redis.start()
+            writer = redis.Redis.from_url(own_redis.url)
+            record = endpoint_record()
+            publish(writer, keys, record)
+
+            eventually(lambda: services_of(client).ingester.stats.stored == 1)
+
+            assert unavailable.status_code == 503
+            assert unavailable.json()["message"].startswith(f"conversation {missing.id} is not stored yet")
+            assert client.get(f"/conversation/{record.id}").json() == expected_conversation(record)
+            writer.close()
+    finally:
+        own_redis.stop()
