@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
                     await ingester.stop()
                 finally:
                     await retention.stop()
+                    await publisher.close()
         finally:
             await redis.aclose()
             await db.close()
