@@ -1,9 +1,10 @@
 """What the control plane publishes for data planes: routes and route events.
 
 An `EndpointRoute` in the `Keys.routes` hash is the authoritative state of one
-endpoint; a `RouteEvent` only tells data planes which endpoint to re-read, so
-events that arrive late, twice or out of order can never install stale state.
-Both travel as msgpack maps.
+endpoint, a `ProcessorRoute` in `Keys.processors` that of one processor; a
+`RouteEvent` only tells data planes which one to re-read, so events that arrive
+late, twice or out of order can never install stale state.  All travel as
+msgpack maps.
 """
 
 from __future__ import annotations
@@ -35,11 +36,35 @@ class EndpointRoute:
 
 
 @dataclass(frozen=True)
+class ProcessorRoute:
+    """A stored processor as data planes run it: `code_hash` names its runnable JavaScript
+    (`Keys.processor_code`), already transpiled when the processor is TypeScript."""
+
+    processor_id: str
+    name: str
+    language: str
+    """"js" or "ts": the language the user wrote."""
+    runtime: str
+    """"v8" or "wasm"."""
+    code_hash: str
+
+    def pack(self) -> bytes:
+        return msgpack.packb(asdict(self))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> ProcessorRoute:
+        return cls(**msgpack.unpackb(data))
+
+
+@dataclass(frozen=True)
 class RouteEvent:
-    """Endpoint `endpoint_id` changed (deployed, rolled back, env set or deleted)."""
+    """Endpoint `endpoint_id` (deployed, rolled back, env set or deleted) or processor
+    `processor_id` (saved or deleted) changed; exactly one of the two is set.
+    `endpoint_id == "*"` means: re-read every endpoint and every processor."""
 
     event_id: str
-    endpoint_id: str
+    endpoint_id: str = ""
+    processor_id: str = ""
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self))
@@ -47,4 +72,8 @@ class RouteEvent:
     @classmethod
     def unpack(cls, data: bytes) -> RouteEvent:
         fields = msgpack.unpackb(data)
-        return cls(event_id=fields["event_id"], endpoint_id=fields["endpoint_id"])
+        return cls(
+            event_id=fields["event_id"],
+            endpoint_id=fields.get("endpoint_id", ""),
+            processor_id=fields.get("processor_id", ""),
+        )

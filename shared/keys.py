@@ -23,6 +23,15 @@ class Keys:
         return f"{self.prefix}:routes"
 
     @property
+    def processors(self) -> str:
+        """Hash: processor id -> packed `ProcessorRoute`. The authoritative processor state."""
+        return f"{self.prefix}:processors"
+
+    def processor_code(self, code_hash: str) -> str:
+        """String: a processor's runnable JavaScript (UTF-8), by content hash. Written once."""
+        return f"{self.prefix}:code:{code_hash}"
+
+    @property
     def events(self) -> str:
         """Pub/sub channel: packed `RouteEvent`s, a hint to re-read `routes`."""
         return f"{self.prefix}:events"
