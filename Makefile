@@ -15,9 +15,9 @@ BENCH_PACKAGES := wrk
 REDIS_PORT ?= 6379
 export FFAAS_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install system-packages python-deps examples up down status test bench lint clean
+.PHONY: install system-packages node-deps python-deps examples up down status test bench lint clean
 
-install: system-packages python-deps examples
+install: system-packages node-deps python-deps examples
 
 # Debian packages, installed only when missing (apt-get update runs only then).
 system-packages:
@@ -27,6 +27,19 @@ system-packages:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+
+# esbuild, pinned in package.json/package-lock.json, transpiles TypeScript processors at save time.
+# npm (with nodejs) comes from Debian only when missing; `npm ci` reruns when the lock file changes.
+node-deps: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { \
+		echo "installing Debian packages: nodejs npm"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; \
+	}
+	npm ci --no-audit --no-fund
+	touch $@
 
 python-deps: $(VENV)/.installed
 
@@ -80,4 +93,4 @@ lint: python-deps
 	$(BIN)/mypy shared control_plane data_plane
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) node_modules

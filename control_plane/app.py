@@ -1,11 +1,12 @@
 """`create_app(settings)`: the control plane's Starlette app.
 
 The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries),
-reconciles Redis with SQLite, starts the conversation stream consumer (`ingest.py`) and
-retention (`retention.py`), and stores them on `app.state.services`. At shutdown it stops
-the two background tasks first, then closes Redis and the database. Nothing is opened
-at import time. Routes come from `routes/`; every error leaves as the one JSON error
-body (`shared.errors.install_error_handlers`).
+reconciles Redis with SQLite (endpoints and processors), starts the conversation stream
+consumer (`ingest.py`) and retention (`retention.py`), and stores them on
+`app.state.services`. At shutdown it stops the two background tasks first, then closes
+Redis and the database. Nothing is opened at import time; a missing esbuild is logged,
+not fatal (saving a processor then answers 503). Routes come from `routes/`; every error
+leaves as the one JSON error body (`shared.errors.install_error_handlers`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from control_plane.auth import AdminTokenMiddleware
 from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
 from control_plane.retention import Retention
-from control_plane.routes import conversations, deploys, endpoints, status
+from control_plane.routes import conversations, deploys, endpoints, processors, status
 from control_plane.settings import Settings
 from control_plane.state import Services
 from control_plane.storage.database import open_database
+from control_plane.transpile import esbuild_missing
 from shared import redis as shared_redis
 from shared.errors import install_error_handlers
 from shared.keys import Keys
@@ -34,8 +36,13 @@ log = logging.getLogger("ffaas.control_plane")
 
 
 def create_app(settings: Settings) -> Starlette:
-    # routes/processors.py adds its `routes` here.
-    routes: list[BaseRoute] = [*status.routes, *endpoints.routes, *deploys.routes, *conversations.routes]
+    routes: list[BaseRoute] = [
+        *status.routes,
+        *endpoints.routes,
+        *deploys.routes,
+        *processors.routes,
+        *conversations.routes,
+    ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,7 +55,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             keys = Keys(settings.redis_prefix)
             publisher = Publisher(db, redis, keys, ack_timeout_ms=settings.deploy_ack_timeout_ms)
-            await publisher.reconcile()
+            await publisher.reconcile()  # endpoints and processors
             ingester = Ingester(db, redis, keys, claim_idle_ms=settings.ingest_claim_idle_ms)
             retention = Retention(
                 db,
@@ -60,6 +67,8 @@ def create_app(settings: Settings) -> Starlette:
             ingester.start()
             retention.start()
             log.info("control plane ready: database %s, Redis %s", settings.database_path, settings.redis_url)
+            if (missing := esbuild_missing(settings.esbuild_path)) is not None:
+                log.warning("saving processors will answer 503: %s", missing)
             try:
                 yield
             finally:

@@ -14,8 +14,11 @@ If Redis fails midway, the change (already committed) answers 503 and a backgrou
 task reconciles Redis with SQLite until it succeeds, so data planes converge.
 So once a change's response is back, every live data plane serves it (read-your-writes).
 
-`reconcile` makes Redis match SQLite at startup, then tells every data plane to re-read
-every route (`RouteEvent(endpoint_id="*")`).
+Processors are published the same way by `self.processors` (`processor_publisher.py`),
+through `announce` (steps 3 and 4, and the 503 + background reconcile).
+
+`reconcile` makes Redis match SQLite at startup (endpoints, then processors), then tells
+every data plane to re-read every endpoint and processor (`RouteEvent(endpoint_id="*")`).
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import itertools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from control_plane.processor_publisher import ProcessorPublisher
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage.database import Database
 from control_plane.storage.modules import load_module
@@ -51,6 +56,7 @@ class Publisher:
         self._ack_timeout_s = ack_timeout_ms / 1000
         self._route_lock = asyncio.Lock()
         self._reconciler: asyncio.Task[None] | None = None
+        self.processors = ProcessorPublisher(db, redis, keys, announce=self.announce)
 
     async def publish_endpoint(
         self, endpoint_id: str, *, change: str, module: tuple[str, bytes] | None = None
@@ -59,12 +65,32 @@ class Publisher:
 
         `change` names what was stored ("deploy <id>", ...) for the 503 message if Redis fails.
         """
-        try:
+        route: endpoint_store.ActiveRoute | None = None
+
+        async def write() -> None:
+            nonlocal route
             if module is not None:
                 module_hash, data = module
                 await self._redis.set(self._keys.module(module_hash), data, nx=True)
             route = await self._write_route(endpoint_id)
-            event = RouteEvent(event_id=uuid.uuid4().hex, endpoint_id=endpoint_id)
+
+        event = RouteEvent(event_id=uuid.uuid4().hex, endpoint_id=endpoint_id)
+        receivers = await self.announce(event, change=change, write=write)
+        log.info(
+            "published endpoint %s (deploy %s) to %d data plane(s)",
+            endpoint_id,
+            route.deploy_id if route else "none",
+            receivers,
+        )
+
+    async def announce(self, event: RouteEvent, *, change: str, write: Callable[[], Awaitable[None]]) -> int:
+        """Run `write` (the Redis writes of a committed change), PUBLISH `event`, await the acks.
+
+        Answers how many data planes received the event. If Redis fails, raises `Unavailable`
+        naming `change` and reconciles in the background until Redis answers.
+        """
+        try:
+            await write()
             receivers = int(await self._redis.publish(self._keys.events, event.pack()))
             await self._await_acks(event, receivers)
         except (RedisError, OSError) as exc:
@@ -73,12 +99,7 @@ class Publisher:
             raise Unavailable(
                 f"{change} is stored but could not be published: Redis unavailable (FFAAS_REDIS_URL)"
             ) from exc
-        log.info(
-            "published endpoint %s (deploy %s) to %d data plane(s)",
-            endpoint_id,
-            route.deploy_id if route else "none",
-            receivers,
-        )
+        return receivers
 
     def _reconcile_in_background(self) -> None:
         """After a failed publish, keep reconciling until Redis answers, so data planes converge."""
@@ -99,7 +120,7 @@ class Publisher:
             self._reconciler.cancel()
 
     async def reconcile(self) -> None:
-        """Make Redis match SQLite: modules and routes of active deploys, no stale routes."""
+        """Make Redis match SQLite: modules and routes of active deploys, processors, nothing stale."""
         routes = await endpoint_store.active_routes(self._db)
         async with self._route_lock:
             for route in routes:
@@ -110,6 +131,7 @@ class Publisher:
             stale = [endpoint_id for endpoint_id in stored if endpoint_id not in active]
             if stale:
                 await self._redis.hdel(self._keys.routes, *stale)
+        await self.processors.reconcile()
         event = RouteEvent(event_id=uuid.uuid4().hex, endpoint_id=EVERY_ENDPOINT)
         await self._redis.publish(self._keys.events, event.pack())
         log.info(
@@ -145,10 +167,10 @@ class Publisher:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     log.warning(
-                        "event %s for endpoint %s: %d of %d data plane(s) acknowledged within %d ms "
+                        "event %s for %s: %d of %d data plane(s) acknowledged within %d ms "
                         "(FFAAS_DEPLOY_ACK_TIMEOUT_MS)",
                         event.event_id,
-                        event.endpoint_id,
+                        _target(event),
                         acked,
                         receivers,
                         self._ack_timeout_s * 1000,
@@ -164,6 +186,10 @@ class Publisher:
 
 def _packed(route: endpoint_store.ActiveRoute) -> bytes:
     return EndpointRoute(route.endpoint_id, route.deploy_id, route.module_hash, route.env).pack()
+
+
+def _target(event: RouteEvent) -> str:
+    return f"processor {event.processor_id}" if event.processor_id else f"endpoint {event.endpoint_id}"
 
 
 def _text(value: bytes | str) -> str:

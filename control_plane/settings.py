@@ -20,6 +20,9 @@ naming it.
 | FFAAS_MAX_CONVERSATIONS            | 1000000; 0 means no limit                         |
 | FFAAS_RETENTION_INTERVAL_S         | 60 (retention also runs once at start)            |
 | FFAAS_INGEST_CLAIM_IDLE_MS         | 30000 (take over entries a crashed consumer left) |
+| FFAAS_MAX_PROCESSOR_CODE_BYTES     | 1048576 (1 MiB of UTF-8 processor code)           |
+| FFAAS_ESBUILD_PATH                 | <repository>/node_modules/.bin/esbuild            |
+| FFAAS_TRANSPILE_TIMEOUT_MS         | 10000 (one esbuild run at save time)              |
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 
 from shared.settings import SettingError, env_int, env_str
 
+# `make install` runs `npm ci` at the repository root, which puts esbuild here.
+DEFAULT_ESBUILD_PATH = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "esbuild"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -49,6 +54,9 @@ class Settings:
     max_conversations: int = 1_000_000
     retention_interval_s: int = 60
     ingest_claim_idle_ms: int = 30_000
+    max_processor_code_bytes: int = 1024 * 1024
+    esbuild_path: Path = DEFAULT_ESBUILD_PATH
+    transpile_timeout_ms: int = 10_000
 
     @property
     def database_path(self) -> Path:
@@ -86,5 +94,12 @@ class Settings:
             ),
             ingest_claim_idle_ms=env_int(
                 environ, "FFAAS_INGEST_CLAIM_IDLE_MS", cls.ingest_claim_idle_ms, minimum=1
+            ),
+            max_processor_code_bytes=env_int(
+                environ, "FFAAS_MAX_PROCESSOR_CODE_BYTES", cls.max_processor_code_bytes, minimum=1
+            ),
+            esbuild_path=Path(env_str(environ, "FFAAS_ESBUILD_PATH", str(DEFAULT_ESBUILD_PATH))),
+            transpile_timeout_ms=env_int(
+                environ, "FFAAS_TRANSPILE_TIMEOUT_MS", cls.transpile_timeout_ms, minimum=1
             ),
         )

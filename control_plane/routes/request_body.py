@@ -12,10 +12,12 @@ from shared.request_body import read_capped_body
 MAX_JSON_BYTES = 1024 * 1024
 
 
-async def read_json(request: Request) -> object | None:
-    """The body parsed as JSON, or None for an empty body."""
+async def read_json(
+    request: Request, *, limit: int = MAX_JSON_BYTES, too_large: str | None = None
+) -> object | None:
+    """The body parsed as JSON, or None for an empty body; over `limit` bytes: 413 `too_large`."""
     body = await read_capped_body(
-        request, MAX_JSON_BYTES, f"request body is larger than the {MAX_JSON_BYTES} bytes a JSON body may be"
+        request, limit, too_large or f"request body is larger than the {limit} bytes a JSON body may be"
     )
     if not body.strip():
         return None
@@ -25,9 +27,11 @@ async def read_json(request: Request) -> object | None:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
 
 
-async def read_json_object(request: Request) -> dict[str, object]:
+async def read_json_object(
+    request: Request, *, limit: int = MAX_JSON_BYTES, too_large: str | None = None
+) -> dict[str, object]:
     """The body as a JSON object; anything else is a `BadRequest`."""
-    value = await read_json(request)
+    value = await read_json(request, limit=limit, too_large=too_large)
     if not isinstance(value, dict):
         raise BadRequest("request body must be a JSON object")
     return value

@@ -85,6 +85,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_items_by_conversation ON audit_items(conversation_id, position);
     """,
+    # 3: JavaScript/TypeScript processors. `code` is what the user saved; `code_hash` names the
+    # runnable JavaScript (transpiled when TypeScript) in `processor_code`, shared by equal code.
+    """
+    CREATE TABLE processor_code (
+        code_hash TEXT PRIMARY KEY,
+        js TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE processors (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language IN ('js', 'ts')),
+        runtime TEXT NOT NULL CHECK (runtime IN ('v8', 'wasm')),
+        code TEXT NOT NULL,
+        code_hash TEXT NOT NULL REFERENCES processor_code(code_hash),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 
 
