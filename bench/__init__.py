@@ -3,11 +3,16 @@
 `python -m bench` (what `make bench` runs) starts a private system under test,
 runs the scenarios, prints a table and writes `bench/results/latest.json`.
 
-- `system.py`    processes: free ports, redis-server, the planes, the bare app; stop on exit
-- `client.py`    small blocking HTTP calls (control-plane API, polling, first-call timing)
-- `wrk.py`       running wrk and parsing its `--latency` output
-- `scenarios.py` what is measured; each scenario adds its figures to a `Results`
-- `report.py`    the printed table and the JSON file
-- `run.py`       command line and orchestration
-- `bare_app.py`  the baseline: a bare Starlette app served like the planes
+- `system.py`        processes: free ports, redis-server, the planes, the bare app; stop on exit
+- `client.py`        small blocking HTTP calls (control-plane API, polling, first-call timing)
+- `load.py`          exactly N runs over keep-alive connections (a backlog of known size)
+- `wrk.py`           running wrk (to the end, or in the background) and parsing its `--latency` output
+- `database.py`      reading the control plane's SQLite file directly (what the ingest stored)
+- `context.py`       options and what each scenario is given
+- `results.py`       the figures: throughput rows, timings, rates, latency summaries
+- `scenarios.py`     deploy, throughput, restart; the ordered list of every scenario
+- `conversations.py` ingest rate of a backlog, conversation lag under load
+- `report.py`        the printed table and the JSON file
+- `run.py`           command line and orchestration
+- `bare_app.py`      the baseline: a bare Starlette app served like the planes
 """

@@ -1,7 +1,8 @@
 """The benchmark's output: a table for people, `bench/results/latest.json` for tools.
 
 Both are built from `Results` alone, so a new scenario's figures appear here
-without changes: throughput rows in the table, timings in the list below it.
+without changes: throughput rows in the first table, latency summaries in the
+second, rates and timings in the list below them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import BARE, WAGI_HELLO, Options, Results
+from bench.context import Options
+from bench.results import Results
+from bench.scenarios import BARE, WAGI_HELLO
 
 RATIO_TARGET = 0.5
 """WAGI hello must serve at least this share of the bare app's requests per second."""
@@ -63,14 +66,31 @@ def format_report(results: Results) -> str:
             f"WAGI/bare req/s at c={ratio['connections']}: {ratio['wagi_over_bare']:.2f} "
             f"(target >= {RATIO_TARGET}) {verdict}"
         )
+    if results.latencies:
+        lines.append("")
+        lines.append(f"{'conversation lag':<64}{'samples':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+        for latency in results.latencies.values():
+            lines.append(
+                f"{latency.label:<64}{latency.samples:>8}{latency.p50_ms:>9.2f}"
+                f"{latency.p99_ms:>9.2f}{latency.max_ms:>9.2f}"
+            )
+            lines.append(f"    {_detail(latency.detail)}")
+        lines.append("")
+    for rate in results.rates.values():
+        detail = _detail(rate.detail)
+        lines.append(f"{rate.label}: {rate.per_s:,.0f} {rate.unit}" + (f"  ({detail})" if detail else ""))
     for timing in results.timings.values():
-        detail = ", ".join(f"{key} {value}" for key, value in timing.detail.items())
+        detail = _detail(timing.detail)
         lines.append(f"{timing.label}: {timing.ms:.1f} ms" + (f"  ({detail})" if detail else ""))
     for skipped in results.skipped:
         lines.append(f"skipped: {skipped}")
     for problem in results.problems:
         lines.append(f"PROBLEM: {problem}")
     return "\n".join(lines)
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in detail.items())
 
 
 def results_document(results: Results, options: Options) -> dict[str, Any]:
@@ -82,6 +102,8 @@ def results_document(results: Results, options: Options) -> dict[str, Any]:
             "connections": list(options.connections),
             "warmup_s": options.warmup_s,
             "max_threads": options.max_threads,
+            "backlog_runs": options.backlog_runs,
+            "lag_samples": options.lag_samples,
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -91,6 +113,8 @@ def results_document(results: Results, options: Options) -> dict[str, Any]:
         "throughput": [{"target": row.target, **row.result.to_json()} for row in results.throughput],
         "ratios": ratios(results),
         "timings": {key: asdict(timing) for key, timing in results.timings.items()},
+        "rates": {key: asdict(rate) for key, rate in results.rates.items()},
+        "latencies": {key: asdict(latency) for key, latency in results.latencies.items()},
         "skipped": results.skipped,
         "problems": results.problems,
     }

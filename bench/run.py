@@ -20,8 +20,10 @@ from types import FrameType
 if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.context import Context, Options, ScenarioError
 from bench.report import format_report, write_json
-from bench.scenarios import SCENARIOS, Context, Options, Results, ScenarioError
+from bench.results import Results
+from bench.scenarios import SCENARIOS
 from bench.system import REPO, System, SystemUnderTestError
 from bench.wrk import WRK_HINT, WrkError
 
@@ -37,6 +39,16 @@ def _connections(text: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
     return values
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,6 +78,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=list(SCENARIOS),
         help="run only these scenarios (repeatable; default: all, in order)",
     )
+    parser.add_argument(
+        "--backlog",
+        type=_positive,
+        default=5000,
+        help="runs made while the control plane is down, for the ingest rate (default 5000)",
+    )
+    parser.add_argument(
+        "--lag-samples",
+        type=_positive,
+        default=200,
+        help="fewest samples of each conversation-lag measurement (default 200)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_JSON, help="JSON output file")
     parser.add_argument(
         "--keep-workdir",
@@ -78,7 +102,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def preflight(selected: list[str]) -> None:
     """Fails before anything starts if a tool or the module a scenario needs is missing."""
     missing = []
-    if "throughput" in selected and shutil.which("wrk") is None:
+    if {"throughput", "lag"} & set(selected) and shutil.which("wrk") is None:
         missing.append(f"wrk is not installed: {WRK_HINT}")
     if "deploy" in selected and not HELLO_WASM.is_file():
         missing.append(
@@ -110,7 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _terminate)
 
-    options = Options(args.duration, args.connections, args.warmup, args.threads, HELLO_WASM)
+    options = Options(
+        args.duration,
+        args.connections,
+        args.warmup,
+        args.threads,
+        HELLO_WASM,
+        backlog_runs=args.backlog,
+        lag_samples=args.lag_samples,
+    )
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="ffaas-bench-"))
     try:

@@ -2,76 +2,36 @@
 
 Scenarios run in the order of `SCENARIOS`; one that fails is recorded as a
 problem and the next still runs (what needs the hello endpoint is skipped, and
-says so). A new benchmark (JS processors, conversations) is one more function
-here and one more entry in `SCENARIOS`; `report.py` prints whatever is in
-`Results`.
+says so). A new benchmark is one more function (here, or in a module of its
+own like `conversations.py`) and one more entry in `SCENARIOS`; `report.py`
+prints whatever is in `Results`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from bench.client import Response, post_json, request, time_first_success
-from bench.system import System
-from bench.wrk import WrkResult, run_wrk
+from bench.context import Context, Options, Scenario, ScenarioError
+from bench.conversations import BACKLOG, LAG, conversation_lag, ingest_backlog
+from bench.results import Results, ThroughputRow
+from bench.wrk import run_wrk
+
+__all__ = [
+    "BARE",
+    "SCENARIOS",
+    "WAGI_HELLO",
+    "Context",
+    "Options",
+    "Results",
+    "ScenarioError",
+    "ThroughputRow",
+]
 
 HELLO_BODY = b"Hello, world!\n"
 WAGI_HELLO = "WAGI hello"
 BARE = "bare Starlette"
 FIRST_SUCCESS_TIMEOUT_S = 30.0
-
-
-class ScenarioError(RuntimeError):
-    """A scenario could not measure what it measures; the message says why."""
-
-
-@dataclass(frozen=True)
-class Options:
-    duration_s: float
-    connections: tuple[int, ...]
-    warmup_s: float
-    max_threads: int
-    hello_wasm: Path
-
-
-@dataclass(frozen=True)
-class ThroughputRow:
-    target: str
-    result: WrkResult
-
-
-@dataclass(frozen=True)
-class Timing:
-    label: str
-    ms: float
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Results:
-    throughput: list[ThroughputRow] = field(default_factory=list)
-    timings: dict[str, Timing] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def timing(self, key: str, label: str, seconds: float, **detail: Any) -> None:
-        self.timings[key] = Timing(label, round(seconds * 1000, 3), detail)
-
-
-@dataclass
-class Context:
-    system: System
-    options: Options
-    results: Results
-    say: Callable[[str], None]
-    hello_endpoint_id: str | None = None
-
-
-Scenario = Callable[[Context], None]
 
 
 def _expect_2xx(response: Response, what: str) -> Response:
@@ -177,5 +137,7 @@ def restart_data_plane(ctx: Context) -> None:
 SCENARIOS: dict[str, Scenario] = {
     "deploy": deploy_hello,
     "throughput": throughput,
+    BACKLOG: ingest_backlog,
+    LAG: conversation_lag,
     "restart": restart_data_plane,
 }

@@ -196,8 +196,32 @@ class System:
         return time.perf_counter() - started
 
     def _start_plane(self, name: str) -> None:
-        process = self._start(name, [self.python, "-m", name], self._plane_env())
-        self._wait_http(process, self.url(name) + "/status")
+        self.launch_plane(name)
+        self.wait_ready(name)
+
+    def launch_plane(self, name: str) -> None:
+        """Starts `python -m <name>` without waiting for it (to watch what it does while starting)."""
+        self._start(name, [self.python, "-m", name], self._plane_env())
+
+    def wait_ready(self, name: str) -> None:
+        """Returns once the plane answers GET /status with 200; raises if it died."""
+        self._wait_http(self.processes[name], self.url(name) + "/status")
+
+    def stop(self, name: str) -> None:
+        """Stops one process (SIGTERM, wait); `launch_plane` or `restart` brings a plane back."""
+        self.processes.pop(name).stop()
+
+    def check_running(self, name: str) -> None:
+        """Raises SystemUnderTestError, with its log tail, if the process `name` has exited."""
+        process = self.processes.get(name)
+        if process is None:
+            raise SystemUnderTestError(f"{name} is not running: it was stopped")
+        self._check_alive(process)
+
+    @property
+    def database_path(self) -> Path:
+        """The control plane's SQLite file (FFAAS_DATA_DIR/control_plane.sqlite3)."""
+        return self.workdir / "data" / "control_plane.sqlite3"
 
     def _plane_env(self) -> dict[str, str]:
         # The developer's own FFAAS_* settings must not leak into the system under test.
@@ -236,7 +260,7 @@ class System:
         if not process.running:
             code = process.process.returncode if process.process else None
             raise SystemUnderTestError(
-                f"{process.name} exited (code {code}) while starting: {' '.join(process.argv)}\n"
+                f"{process.name} exited (code {code}): {' '.join(process.argv)}\n"
                 f"--- {process.log_path} ---\n{process.log_tail()}"
             )
 

@@ -1,7 +1,9 @@
 """Running wrk (https://github.com/wg/wrk, Debian's `wrk`) and reading its `--latency` report.
 
-`run_wrk()` runs one load test and returns a `WrkResult`; `parse_wrk_output()`
-turns wrk's printed report into figures. A run counts as failed (`ok` is
+`run_wrk()` runs one load test and returns a `WrkResult`; `start_wrk()` starts one
+in the background, to be ended by `BackgroundWrk.finish()` (SIGINT: wrk then prints
+its report for the time it ran); `parse_wrk_output()` turns wrk's printed report
+into figures. A run counts as failed (`ok` is
 False) when wrk saw any socket error or error status, or completed no request.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -134,3 +137,39 @@ def run_wrk(url: str, connections: int, duration_s: float, max_threads: int = 2)
             f"wrk exited with {finished.returncode}: {' '.join(command)}\n{finished.stderr}{finished.stdout}"
         )
     return parse_wrk_output(finished.stdout)
+
+
+class BackgroundWrk:
+    """wrk loading a URL while the caller measures something else; `finish()` ends it and reads its report."""
+
+    def __init__(self, command: list[str]) -> None:
+        self._command = command
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
+
+    def finish(self, timeout_s: float = 30.0) -> WrkResult:
+        """SIGINT wrk (it stops and prints the report of the time it ran) and parse that report."""
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = self._process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            self.kill()
+            raise WrkError(f"wrk did not stop on SIGINT: {' '.join(self._command)}") from exc
+        if self._process.returncode != 0:
+            raise WrkError(
+                f"wrk exited with {self._process.returncode}: {' '.join(self._command)}\n{stderr}{stdout}"
+            )
+        return parse_wrk_output(stdout)
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+
+def start_wrk(url: str, connections: int, max_duration_s: float, max_threads: int = 2) -> BackgroundWrk:
+    """wrk in the background for at most `max_duration_s`; end it sooner with `finish()`."""
+    threads = max(1, min(max_threads, connections))
+    return BackgroundWrk(wrk_command(url, connections, max_duration_s, threads))

@@ -1,4 +1,9 @@
-"""The data plane's ASGI app: routes, and the lifespan that owns the runtime, Redis and route sync."""
+"""The data plane's ASGI app: routing, and the lifespan that owns the runtimes, Redis and route sync.
+
+Runs (`/<endpoint-id>[/...]` and `/processor/<id>/...`, any method) go straight
+to their dispatchers, which are plain ASGI apps; Starlette serves the rest
+(`/status`) and drives the lifespan.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,18 @@ from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
 from data_plane.dispatch import EndpointDispatcher
+from data_plane.executors.js import JsExecutor, JsLimits
 from data_plane.executors.wagi import WagiExecutor
+from data_plane.host.network_policy import NetworkPolicy
+from data_plane.host.outbound_http import OutboundHttp
+from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
 from data_plane.runtime.module_cache import ModuleCache
+from data_plane.runtime.v8 import V8Runtime
 from data_plane.runtime.wasm import RunLimits, WasmRuntime
 from data_plane.settings import Settings
 from data_plane.sync import RouteSync
@@ -40,7 +50,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
         max_stderr_bytes=settings.max_log_bytes,
     )
     cache = ModuleCache(runtime, settings.module_cache_dir)
-    executor = WagiExecutor(runtime, pool, limits)
+    wagi = WagiExecutor(runtime, pool, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,26 +58,38 @@ def create_app(settings: Settings) -> DataPlaneApp:
         keys = Keys(settings.redis_prefix)
         sync = RouteSync(redis, keys, registry, cache, settings.plane_id)
         await sync.start()
+        v8 = V8Runtime(warm_contexts=settings.v8_warm_contexts, max_heap_bytes=settings.max_memory_bytes)
+        await v8.start()
+        outbound = OutboundHttp(
+            NetworkPolicy.from_setting(settings.outbound_allow),
+            timeout_ms=settings.outbound_timeout_ms,
+            max_response_bytes=settings.max_outbound_response_bytes,
+        )
         recorder = ConversationRecorder(
             redis,
             keys,
             stream_max_length=settings.conversation_stream_max_length,
             outbox_limit=settings.outbox_max_records,
         )
-        front.dispatcher = EndpointDispatcher(
-            registry,
-            executor,
-            recorder,
-            max_request_bytes=settings.max_request_bytes,
-            max_captured_body_bytes=settings.max_captured_body_bytes,
+        capture = {
+            "max_request_bytes": settings.max_request_bytes,
+            "max_captured_body_bytes": settings.max_captured_body_bytes,
+        }
+        front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
+        js_limits = JsLimits(settings.run_timeout_ms, settings.max_memory_bytes, settings.max_log_bytes)
+        front.processors = ProcessorDispatcher(
+            registry, JsExecutor(v8, outbound, js_limits), recorder, **capture
         )
         app.state.redis = redis
         app.state.recorder = recorder
         try:
             yield
         finally:
+            front.endpoints = front.processors = None
             await recorder.close()
             await sync.stop()
+            await outbound.aclose()
+            await v8.close()
             await redis.aclose()
             pool.shutdown(wait=True, cancel_futures=True)
             runtime.close()
@@ -85,6 +107,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "plane_id": settings.plane_id,
                 "redis": redis_state,
                 "endpoints": len(registry),
+                "processors": registry.processor_count,
                 "modules_compiled": cache.compiled,
                 "modules_loaded_from_disk": cache.loaded_from_disk,
                 "conversation_outbox": request.app.state.recorder.outbox_size,
@@ -93,30 +116,27 @@ def create_app(settings: Settings) -> DataPlaneApp:
 
     app = Starlette(routes=[Route("/status", status, methods=["GET"])], lifespan=lifespan)
     install_error_handlers(app)
-    front = DataPlaneApp(app)
+    front = DataPlaneApp(app)  # the lifespan above installs its dispatchers once Redis is connected
     return front
 
 
 class DataPlaneApp:
-    """Routes `/<endpoint-id>[/...]`, any method, straight to the dispatcher; the rest to Starlette."""
-
-    RESERVED_FIRST_SEGMENTS = frozenset({"", "status", "processor"})
+    """Routes runs, any method, straight to their dispatcher; everything else to Starlette."""
 
     def __init__(self, starlette: Starlette) -> None:
         self.starlette = starlette
-        self.dispatcher: EndpointDispatcher | None = None
-        """Set by the lifespan, once Redis is connected (it records conversations)."""
+        self.endpoints: ASGIApp | None = None
+        self.processors: ASGIApp | None = None
 
     @property
     def state(self) -> State:
         return self.starlette.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and self.dispatcher is not None
-            and scope["path"].split("/", 2)[1] not in self.RESERVED_FIRST_SEGMENTS
-        ):
-            await self.dispatcher(scope, receive, send)
-        else:
-            await self.starlette(scope, receive, send)
+        if scope["type"] == "http":
+            first_segment = scope["path"].split("/", 2)[1]
+            if first_segment == "processor" and self.processors is not None:
+                return await self.processors(scope, receive, send)
+            if first_segment not in ("", "status", "processor") and self.endpoints is not None:
+                return await self.endpoints(scope, receive, send)
+        await self.starlette(scope, receive, send)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from data_plane.incoming_request import IncomingRequest
 from shared.conversations import (
@@ -66,6 +67,42 @@ class Conversation:
             self.log(line)
         if truncated_at is not None:
             self.log(f"[ffaas] stderr cut at {truncated_at} bytes (FFAAS_MAX_LOG_BYTES)")
+
+    def outbound_request(
+        self, *, inc: int, method: str, url: str, headers: list[tuple[str, str]], body: bytes
+    ) -> AuditItem:
+        """Record an outbound request (before it is sent); `inc` counts them from 1."""
+        parts = urlsplit(url)
+        item = new_item(
+            "request",
+            {
+                "method": method,
+                "url": url,
+                "path": parts.path or "/",
+                "query": parts.query,
+                "headers": headers_payload(headers),
+                **captured_body(body, self._body_cap),
+                "version": "HTTP/1.1",
+            },
+            inc=inc,
+        )
+        self.items.append(item)
+        return item
+
+    def outbound_response(
+        self, request: AuditItem, *, status: int, headers: tuple[tuple[str, str], ...], body: bytes
+    ) -> None:
+        payload = {
+            "code": status,
+            "headers": headers_payload(headers),
+            **captured_body(body, self._body_cap),
+            "version": "HTTP/1.1",
+        }
+        self.items.append(new_item("response", payload, request=request.id))
+
+    def outbound_failure(self, request: AuditItem, error: str) -> None:
+        """The outbound request got no response: the `response` item says why."""
+        self.items.append(new_item("response", {"error": error}, request=request.id))
 
     def finish(
         self,

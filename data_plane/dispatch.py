@@ -14,7 +14,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import logging
 
 from starlette.requests import Request
@@ -23,16 +22,14 @@ from starlette.types import Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
-from data_plane.executors.guest_response import GuestResponse
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedEndpoint, Registry
-from shared.errors import NotFound, PayloadTooLarge, ServiceError, error_body, error_response
+from data_plane.responses import answer, answer_error
+from shared.errors import NotFound, PayloadTooLarge, ServiceError, error_response
 from shared.request_body import read_capped_body
 
 log = logging.getLogger("ffaas.dispatch")
-
-CONVERSATION_HEADER = "FH-Conversation-Id"
 
 
 class EndpointDispatcher:
@@ -73,7 +70,7 @@ class EndpointDispatcher:
             body = await read_capped_body(request, self._max_request_bytes, self._too_large)
         except PayloadTooLarge as exc:
             conversation = self._conversation(endpoint, IncomingRequest.from_starlette(request, b""))
-            return await self._answer_error(conversation, exc, "request_too_large")
+            return await answer_error(self._recorder, conversation, exc, outcome="request_too_large")
         incoming = IncomingRequest.from_starlette(request, body)
         conversation = self._conversation(endpoint, incoming)
         run = await self._executor.run(endpoint, incoming)
@@ -87,18 +84,16 @@ class EndpointDispatcher:
             if result is not None and outcome == "completed":
                 outcome = "invalid_response"
             detail = result.detail if result is not None else None
-            return await self._answer_error(conversation, run.error, outcome, detail, duration_ms)
+            return await answer_error(
+                self._recorder,
+                conversation,
+                run.error,
+                outcome=outcome,
+                detail=detail,
+                duration_ms=duration_ms,
+            )
         assert run.response is not None
-        guest = run.response
-        record = conversation.finish(
-            status=guest.status,
-            headers=guest.headers,
-            body=guest.body,
-            outcome="completed",
-            duration_ms=duration_ms,
-        )
-        await self._recorder.record(record)
-        return to_http_response(guest, conversation.id)
+        return await answer(self._recorder, conversation, run.response, duration_ms=duration_ms)
 
     def _conversation(self, endpoint: PreparedEndpoint, incoming: IncomingRequest) -> Conversation:
         return Conversation(
@@ -108,36 +103,3 @@ class EndpointDispatcher:
             deploy_id=endpoint.deploy_id,
             module_hash=endpoint.module_hash,
         )
-
-    async def _answer_error(
-        self,
-        conversation: Conversation,
-        error: ServiceError,
-        outcome: str,
-        detail: str | None = None,
-        duration_ms: float | None = None,
-    ) -> Response:
-        body = json.dumps(error_body(error.status, error.message)).encode()
-        headers = [("content-type", "application/json"), *((k.lower(), v) for k, v in error.headers.items())]
-        record = conversation.finish(
-            status=error.status,
-            headers=headers,
-            body=body,
-            outcome=outcome,
-            error=error.message,
-            error_detail=detail or None,
-            duration_ms=duration_ms,
-        )
-        await self._recorder.record(record)
-        response = error_response(error.status, error.message, error.headers)
-        response.headers[CONVERSATION_HEADER] = conversation.id
-        return response
-
-
-def to_http_response(guest: GuestResponse, conversation_id: str) -> Response:
-    response = Response(content=guest.body, status_code=guest.status)
-    response.raw_headers.extend(
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in guest.headers
-    )
-    response.raw_headers.append((b"fh-conversation-id", conversation_id.encode("latin-1")))
-    return response

@@ -1,4 +1,4 @@
-"""Which prepared function serves each endpoint on this data plane.
+"""Which prepared function serves each endpoint and each processor on this data plane.
 
 Invariant: every entry holds either a compiled module ready to instantiate or,
 for a module this data plane can never run (say its initial memory exceeds the
@@ -24,9 +24,37 @@ class PreparedEndpoint:
     unusable_reason: str = ""
 
 
+@dataclass(frozen=True)
+class PreparedProcessor:
+    processor_id: str
+    name: str
+    language: str
+    runtime: str
+    code_hash: str
+    source: str
+    """The runnable JavaScript (TypeScript was transpiled by the control plane)."""
+
+
 class Registry:
     def __init__(self) -> None:
         self._endpoints: dict[str, PreparedEndpoint] = {}
+        self._processors: dict[str, PreparedProcessor] = {}
+
+    def processor(self, processor_id: str) -> PreparedProcessor | None:
+        return self._processors.get(processor_id)
+
+    def install_processor(self, prepared: PreparedProcessor) -> None:
+        self._processors[prepared.processor_id] = prepared
+
+    def remove_processor(self, processor_id: str) -> None:
+        self._processors.pop(processor_id, None)
+
+    def replace_processors(self, processors: dict[str, PreparedProcessor]) -> None:
+        self._processors = dict(processors)
+
+    @property
+    def processor_count(self) -> int:
+        return len(self._processors)
 
     def endpoint(self, endpoint_id: str) -> PreparedEndpoint | None:
         return self._endpoints.get(endpoint_id)

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.settings import env_int, env_str
+from data_plane.host.network_policy import NetworkPolicy
+from shared.settings import SettingError, env_int, env_str
 
 MIB = 1 << 20
 
@@ -29,6 +30,10 @@ class Settings:
     max_captured_body_bytes: int = 64 * 1024
     conversation_stream_max_length: int = 1_000_000
     outbox_max_records: int = 100_000
+    outbound_allow: str = ""
+    outbound_timeout_ms: int = 10_000
+    max_outbound_response_bytes: int = 10 * MIB
+    v8_warm_contexts: int = 4
     log_level: str = "info"
 
     @property
@@ -37,6 +42,7 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Every FFAAS_* variable of the data plane (README "Settings"); a bad value raises SettingError."""
         port = env_int(environ, "FFAAS_DATA_PLANE_PORT", cls.port, minimum=0)
         return cls(
             redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
@@ -63,5 +69,23 @@ class Settings:
             outbox_max_records=env_int(
                 environ, "FFAAS_OUTBOX_MAX_RECORDS", cls.outbox_max_records, minimum=1
             ),
+            outbound_allow=_outbound_allow(environ),
+            outbound_timeout_ms=env_int(
+                environ, "FFAAS_OUTBOUND_TIMEOUT_MS", cls.outbound_timeout_ms, minimum=1
+            ),
+            max_outbound_response_bytes=env_int(
+                environ, "FFAAS_MAX_OUTBOUND_RESPONSE_BYTES", cls.max_outbound_response_bytes
+            ),
+            v8_warm_contexts=env_int(environ, "FFAAS_V8_WARM_CONTEXTS", cls.v8_warm_contexts, minimum=1),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
         )
+
+
+def _outbound_allow(environ: Mapping[str, str]) -> str:
+    """FFAAS_OUTBOUND_ALLOW, checked now so that a malformed entry stops the start."""
+    value = environ.get("FFAAS_OUTBOUND_ALLOW", "")
+    try:
+        NetworkPolicy.from_setting(value)
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    return value

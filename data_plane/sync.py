@@ -1,7 +1,8 @@
 """Keeps the registry equal to the routes the control plane published in Redis.
 
-Protocol (see shared.events): the `Keys.routes` hash is the truth; a `RouteEvent`
-on `Keys.events` only says which endpoint to re-read (`"*"`: all of them).
+Protocol (see shared.events): the `Keys.routes` and `Keys.processors` hashes are
+the truth; a `RouteEvent` on `Keys.events` only says which endpoint or
+processor to re-read (`"*"`: all of them).
 
 Invariants:
 - Before the data plane serves, `start` has installed every route in Redis,
@@ -24,10 +25,10 @@ import redis.asyncio as aioredis
 import wasmtime
 from redis.exceptions import RedisError
 
-from data_plane.registry import PreparedEndpoint, Registry
+from data_plane.registry import PreparedEndpoint, PreparedProcessor, Registry
 from data_plane.runtime.module_cache import ModuleCache
 from shared.content_hash import content_hash
-from shared.events import EndpointRoute, RouteEvent
+from shared.events import EndpointRoute, ProcessorRoute, RouteEvent
 from shared.keys import Keys
 
 log = logging.getLogger("ffaas.sync")
@@ -58,6 +59,8 @@ class RouteSync:
         self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffaas-compile")
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._sources: dict[str, str] = {}
+        """Processor JavaScript by code hash (small; kept for the life of the process)."""
 
     async def start(self) -> None:
         await self._full_sync()
@@ -94,6 +97,14 @@ class RouteSync:
     async def _apply(self, event: RouteEvent) -> None:
         if event.endpoint_id == "*":
             await self._full_sync()
+        elif event.processor_id:
+            packed = await self._redis.hget(self._keys.processors, event.processor_id)
+            if packed is None:
+                self._registry.remove_processor(event.processor_id)
+            else:
+                processor = await self._prepare_processor(ProcessorRoute.unpack(packed))
+                if processor is not None:
+                    self._registry.install_processor(processor)
         else:
             packed = await self._redis.hget(self._keys.routes, event.endpoint_id)
             if packed is None:
@@ -118,7 +129,38 @@ class RouteSync:
                 endpoints[route.endpoint_id] = prepared
         self._registry.replace_all(endpoints)
         self._cache.evict_except(self._registry.module_hashes())
-        log.info("route sync: %d endpoints installed", len(endpoints))
+        processors: dict[str, PreparedProcessor] = {}
+        for packed in (await self._redis.hgetall(self._keys.processors)).values():
+            route = ProcessorRoute.unpack(packed)
+            prepared_processor = await self._prepare_processor(route) or self._registry.processor(
+                route.processor_id
+            )
+            if prepared_processor is not None:
+                processors[route.processor_id] = prepared_processor
+        self._registry.replace_processors(processors)
+        log.info("route sync: %d endpoints and %d processors installed", len(endpoints), len(processors))
+
+    async def _prepare_processor(self, route: ProcessorRoute) -> PreparedProcessor | None:
+        """The processor ready to run; None (keep the previous version) when its code is not in Redis."""
+        source = self._sources.get(route.code_hash)
+        if source is None:
+            code = await self._redis.get(self._keys.processor_code(route.code_hash))
+            if code is None or content_hash(code) != route.code_hash:
+                log.error(
+                    "code %s of processor %s is missing or corrupt in Redis",
+                    route.code_hash,
+                    route.processor_id,
+                )
+                return None
+            source = self._sources[route.code_hash] = code.decode()
+        return PreparedProcessor(
+            processor_id=route.processor_id,
+            name=route.name,
+            language=route.language,
+            runtime=route.runtime,
+            code_hash=route.code_hash,
+            source=source,
+        )
 
     async def _prepare(self, route: EndpointRoute) -> PreparedEndpoint | None:
         """The endpoint ready to serve; None when its module bytes cannot be had (yet)."""

@@ -1,15 +1,17 @@
 """Capturing a guest's stdout and stderr with a hard size cap, cheaply.
 
 wasmtime's custom output callbacks cost ~200 µs per run; a file costs nothing
-measurable.  Each worker thread owns two anonymous memory files (`memfd`),
-reused run after run; wasmtime opens them by their `/proc/self/fd/N` path, which
-truncates them at the start of each run.  Nothing is left on disk if the
-process dies.
+measurable.  Each run gets two fresh anonymous memory files (`memfd`), which
+wasmtime opens by their `/proc/self/fd/N` path.  Nothing is left on disk if the
+process dies, and no run can see or disturb another run's output: the files
+are never reused (reusing them per thread let a run be charged with the
+previous run's overflow, found under load).
 
-A file cannot refuse writes, so the cap is enforced from outside: `enforce_caps`
-(called by the epoch ticker every tick) cuts any active capture back to its cap.
-Cut pages are freed, so memory held by a runaway writer stays bounded by the cap
-plus what it writes in one tick, and the capture remembers that it overflowed.
+A file cannot refuse writes, so the cap is enforced from outside:
+`enforce_caps` (called by the epoch ticker every tick) cuts every active
+capture back to its cap.  Cut pages are freed, so memory held by a runaway
+writer stays bounded by the cap plus what it writes in one tick, and the
+capture remembers that it overflowed.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ class Captured:
     overflowed: bool
 
 
-class _CaptureFile:
-    def __init__(self, name: str) -> None:
+class CaptureFile:
+    def __init__(self, name: str, cap: int) -> None:
         self.fd = os.memfd_create(name, os.MFD_CLOEXEC)
         self.path = f"/proc/self/fd/{self.fd}"
-        self.cap = 0
+        self.cap = cap
         self.overflowed = False
 
     def enforce(self) -> None:
@@ -39,72 +41,50 @@ class _CaptureFile:
 
     def collect(self) -> Captured:
         size = os.fstat(self.fd).st_size
-        overflowed = self.overflowed or size > self.cap
-        data = os.pread(self.fd, min(size, self.cap), 0)
-        os.ftruncate(self.fd, 0)
-        return Captured(data, overflowed)
-
-    def close(self) -> None:
-        os.close(self.fd)
+        return Captured(os.pread(self.fd, min(size, self.cap), 0), self.overflowed or size > self.cap)
 
 
-class CaptureSlot:
-    """One thread's stdout and stderr files, armed for the duration of one run."""
+class RunCapture:
+    """One run's stdout and stderr files: watched while the run is active, closed afterwards."""
 
-    def __init__(self, captures: OutputCaptures) -> None:
+    def __init__(self, captures: OutputCaptures, stdout_cap: int, stderr_cap: int) -> None:
         self._captures = captures
-        self.stdout = _CaptureFile("ffaas-stdout")
-        self.stderr = _CaptureFile("ffaas-stderr")
+        self.stdout = CaptureFile("ffaas-stdout", stdout_cap)
+        self.stderr = CaptureFile("ffaas-stderr", stderr_cap)
 
-    def __enter__(self) -> CaptureSlot:
-        self.stdout.overflowed = self.stderr.overflowed = False
+    def __enter__(self) -> RunCapture:
         self._captures._activate(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._captures._deactivate(self)
 
-    def arm(self, stdout_cap: int, stderr_cap: int) -> None:
-        self.stdout.cap = stdout_cap
-        self.stderr.cap = stderr_cap
+    def close(self) -> None:
+        with self._captures._lock:  # never while the ticker is enforcing on these fds
+            os.close(self.stdout.fd)
+            os.close(self.stderr.fd)
 
 
 class OutputCaptures:
-    """Per-thread capture slots and the set of runs currently writing."""
+    """The captures of the runs currently writing, for the ticker to keep within their caps."""
 
     def __init__(self) -> None:
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._active: set[CaptureSlot] = set()
-        self._all: list[CaptureSlot] = []
+        self._active: set[RunCapture] = set()
 
-    def slot(self) -> CaptureSlot:
-        slot: CaptureSlot | None = getattr(self._local, "slot", None)
-        if slot is None:
-            slot = CaptureSlot(self)
-            self._local.slot = slot
-            with self._lock:
-                self._all.append(slot)
-        return slot
+    def open(self, stdout_cap: int, stderr_cap: int) -> RunCapture:
+        return RunCapture(self, stdout_cap, stderr_cap)
 
     def enforce_caps(self) -> None:
         with self._lock:
-            active = list(self._active)
-        for slot in active:
-            slot.stdout.enforce()
-            slot.stderr.enforce()
+            for capture in self._active:
+                capture.stdout.enforce()
+                capture.stderr.enforce()
 
-    def close(self) -> None:
+    def _activate(self, capture: RunCapture) -> None:
         with self._lock:
-            for slot in self._all:
-                slot.stdout.close()
-                slot.stderr.close()
-            self._all.clear()
+            self._active.add(capture)
 
-    def _activate(self, slot: CaptureSlot) -> None:
+    def _deactivate(self, capture: RunCapture) -> None:
         with self._lock:
-            self._active.add(slot)
-
-    def _deactivate(self, slot: CaptureSlot) -> None:
-        with self._lock:
-            self._active.discard(slot)
+            self._active.discard(capture)

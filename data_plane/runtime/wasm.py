@@ -151,13 +151,12 @@ class WasmRuntime:
         limits: RunLimits,
     ) -> CommandResult:
         """Run `module`'s `_start` once with the given stdin, argv and environment."""
-        slot = self.captures.slot()
-        slot.arm(limits.max_stdout_bytes, limits.max_stderr_bytes)
+        capture = self.captures.open(limits.max_stdout_bytes, limits.max_stderr_bytes)
         wasi = wasmtime.WasiConfig()
         _set_argv_and_env(wasi, argv, env)
         _set_stdin_bytes(wasi, stdin)
-        wasi.stdout_file = slot.stdout.path
-        wasi.stderr_file = slot.stderr.path
+        wasi.stdout_file = capture.stdout.path
+        wasi.stderr_file = capture.stderr.path
         store = wasmtime.Store(self.engine)
         store.set_limits(memory_size=limits.max_memory_bytes)
         store.set_epoch_deadline(math.ceil(limits.timeout_ms / 1000 / TICK_S) + 1)
@@ -165,7 +164,7 @@ class WasmRuntime:
         outcome, exit_code, detail = Outcome.COMPLETED, 0, ""
         instance: wasmtime.Instance | None = None
         started = time.perf_counter()
-        with slot:
+        with capture:
             try:
                 instance = self.linker.instantiate(store, module)
                 start = instance.exports(store)["_start"]
@@ -188,14 +187,15 @@ class WasmRuntime:
                 outcome = Outcome.OUT_OF_MEMORY if memory_refused else Outcome.TRAPPED
                 detail = str(exc)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        stdout = slot.stdout.collect()
-        stderr = slot.stderr.collect()
+        stdout = capture.stdout.collect()
+        stderr = capture.stderr.collect()
         memory_bytes = _memory_size(store, instance)
         if outcome in (Outcome.TRAPPED, Outcome.EXITED_NONZERO) and _near_limit(memory_bytes, limits):
             outcome = Outcome.OUT_OF_MEMORY
         if stdout.overflowed and outcome is not Outcome.OUT_OF_MEMORY:
             outcome = Outcome.OUTPUT_LIMIT
         store.close()
+        capture.close()
         return CommandResult(
             outcome=outcome,
             exit_code=exit_code,
@@ -209,7 +209,6 @@ class WasmRuntime:
 
     def close(self) -> None:
         self._ticker.stop()
-        self.captures.close()
 
 
 def _c_strings(strings: Sequence[str]) -> ctypes._Pointer[ctypes._Pointer[ctypes.c_char]]:

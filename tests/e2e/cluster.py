@@ -132,6 +132,12 @@ class Cluster:
         if errors:
             raise errors[0]
 
+    @property
+    def database_path(self) -> Path:
+        """The control plane's SQLite file (read it directly to see what was ingested, bypassing GET)."""
+        assert self.control_plane is not None
+        return Path(self.control_plane.settings["FFAAS_DATA_DIR"]) / "control_plane.sqlite3"
+
     def planes(self) -> Iterator[Plane]:
         if self.control_plane is not None:
             yield self.control_plane

@@ -66,6 +66,20 @@ ClusterFactory = Callable[..., Cluster]
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for one test, which may stop it; appendonly, so its data survives a restart.
+
+    Request it before `cluster_factory`, so it is stopped after the cluster's planes.
+    """
+    redis_dir = tmp_path / "own-redis"
+    redis_dir.mkdir()
+    redis = RedisServer(redis_dir)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
 def cluster_factory(tmp_path: Path, redis_server: RedisServer) -> Iterator[ClusterFactory]:
     """`cluster_factory(data_planes=1, settings=None, redis=None)`: a cluster for this test only."""
     numbers = itertools.count(1)

@@ -134,6 +134,14 @@ class Plane:
         # Whatever the leader left behind in its group goes too.
         _signal_group(process, signal.SIGKILL)
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once, as a crash would: no shutdown code runs. Idempotent."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+
     def freeze(self) -> None:
         """SIGSTOP: the process keeps its sockets (and Redis subscription) but does nothing."""
         assert self.process is not None

@@ -117,3 +117,14 @@ def test_runs_on_other_threads_proceed_while_one_loops(runtime: WasmRuntime) -> 
     assert looping.is_alive(), "the loop should still be running while the fast runs finished"
     looping.join()
     assert all(result.stdout == b"fast" for result in fast)
+
+
+def test_a_run_after_a_flood_on_the_same_thread_is_not_affected_by_it(runtime: WasmRuntime) -> None:
+    flood_limits = RunLimits(20, LIMITS.max_memory_bytes, 100_000, 1024)
+    small = runtime.compile(guests.prints(b"ok", b"e" * 5000))
+    flood = runtime.compile(guests.floods_stdout())
+    for _ in range(30):
+        flooded = runtime.run_command(flood, argv=["g"], env=[], stdin=b"", limits=flood_limits)
+        result = runtime.run_command(small, argv=["g"], env=[], stdin=b"", limits=LIMITS)
+        assert flooded.outcome is Outcome.OUTPUT_LIMIT
+        assert (result.outcome, result.stdout, result.stderr) == (Outcome.COMPLETED, b"ok", b"e" * 1024)

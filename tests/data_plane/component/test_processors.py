@@ -1,0 +1,299 @@
+"""Processors on V8 through the data plane's HTTP surface: the fh-http contract, recorded."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+
+import redis
+from starlette.testclient import TestClient
+
+from data_plane.app import create_app
+from data_plane.settings import Settings
+from shared.conversations import STREAM_FIELD, ConversationRecord
+from tests.data_plane.component.conftest import Publisher, TargetServer
+
+
+def record_of(publisher: Publisher, conversation_id: str) -> ConversationRecord:
+    client = redis.Redis.from_url(publisher_url(publisher))
+    try:
+        for _, fields in client.xrange(publisher.keys.conversations):
+            record = ConversationRecord.unpack(fields[STREAM_FIELD])
+            if record.id == conversation_id:
+                return record
+    finally:
+        client.close()
+    raise AssertionError(f"conversation {conversation_id} not recorded")
+
+
+def publisher_url(publisher: Publisher) -> str:
+    kwargs = publisher.client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
+
+
+def allow_loopback(settings: Settings) -> Settings:
+    return replace(settings, outbound_allow="127.0.0.1", run_timeout_ms=2000)
+
+
+def test_run_returns_mains_string_with_200(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("function main(request) { return 'hello ' + request.method; }")
+    with TestClient(create_app(settings)) as client:
+        response = client.post(f"/processor/{processor_id}/run")
+    assert (response.status_code, response.text) == (200, "hello POST")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["fh-conversation-id"]
+
+
+def test_request_object_echo(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("async function main(request) { return {code: 200, body: request}; }")
+    with TestClient(create_app(settings)) as client:
+        response = client.put(
+            f"/processor/{processor_id}/run?a=1",
+            content=b'{"x": 1}',
+            headers={"User-Agent": "tester/1", "X-Custom": "c", "Content-Type": "application/json"},
+        )
+    echoed = response.json()
+    assert echoed["method"] == "PUT"
+    assert echoed["path"] == f"/processor/{processor_id}/run"
+    assert echoed["query"] == "a=1"
+    assert echoed["headers"]["user-agent"] == ["tester/1"]
+    assert echoed["headers"]["x-custom"] == ["c"]
+    assert json.loads(echoed["body"]) == {"x": 1}
+    assert echoed["version"] == "HTTP/1.1"
+
+
+def test_response_object_sets_status_headers_and_body(publisher: Publisher, settings: Settings) -> None:
+    js = """function main(r) {
+      return {code: 418, headers: {'X-Tea': 'yes', 'Set-Cookie': ['a=1', 'b=2']}, body: 'short and stout'};
+    }"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run")
+    assert (response.status_code, response.text) == (418, "short and stout")
+    assert response.headers["x-tea"] == "yes"
+    assert response.headers.get_list("set-cookie") == ["a=1", "b=2"]
+
+
+def test_logs_are_recorded_in_order_with_console_too(publisher: Publisher, settings: Settings) -> None:
+    js = """async function main(fh, r) {
+      fh.log('first'); console.log('second', {n: 2}); fh.log(3); return 'ok';
+    }"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run_with_prelude")
+    record = record_of(publisher, response.headers["fh-conversation-id"])
+    assert record.request_processor_id == processor_id and record.endpoint_id is None
+    assert [(item.kind, item.payload) for item in record.items[1:-1]] == [
+        ("log", "first"),
+        ("log", 'second {"n":2}'),
+        ("log", "3"),
+    ]
+    assert record.items[-1].kind == "response" and record.items[-1].payload["body"] == "ok"
+
+
+def test_respond_with_and_get_request(publisher: Publisher, settings: Settings) -> None:
+    js = """async function main(fh, request) {
+      const r = fh.get_request();
+      const body = JSON.stringify({m: r.method});
+      fh.respond_with({code: 202, headers: {'content-type': 'application/json'}, body});
+    }"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(settings)) as client:
+        response = client.delete(f"/processor/{processor_id}/run_with_prelude")
+    assert (response.status_code, response.json()) == (202, {"m": "DELETE"})
+
+
+def test_without_a_response_the_incoming_body_is_returned(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("async function main(fh, request) { fh.log('nothing to say'); }")
+    with TestClient(create_app(settings)) as client:
+        response = client.post(f"/processor/{processor_id}/run_with_prelude", content=b"echo me")
+    assert (response.status_code, response.text) == (200, "echo me")
+
+
+def test_dispatch_sends_the_real_request_and_is_recorded(
+    publisher: Publisher, settings: Settings, target: TargetServer
+) -> None:
+    js = f"""async function main(fh, request) {{
+      fh.log('before');
+      const answer = await fh.dispatch_request('{target.url}/hook?x=1', {{
+        method: 'POST', headers: {{'X-Relay': 'ffaas', 'Content-Type': 'application/json'}},
+        body: JSON.stringify({{relayed: JSON.parse(request.body)}})}});
+      fh.log('after ' + answer.code);
+      return {{code: 200, body: JSON.parse(answer.body)}};
+    }}"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(allow_loopback(settings))) as client:
+        response = client.post(f"/processor/{processor_id}/run_with_prelude", content=b'{"order": 7}')
+    assert response.status_code == 200, response.text
+    method, path, headers, body = target.recorded.requests[0]
+    assert (method, path) == ("POST", "/hook?x=1")
+    assert headers["x-relay"] == "ffaas" and json.loads(body) == {"relayed": {"order": 7}}
+    assert response.json()["body"] == body.decode()
+    record = record_of(publisher, response.headers["fh-conversation-id"])
+    kinds = [(item.kind, item.inc) for item in record.items]
+    assert kinds == [
+        ("request", 0),
+        ("log", None),
+        ("request", 1),
+        ("response", None),
+        ("log", None),
+        ("response", None),
+    ]
+    outbound, answered = record.items[2], record.items[3]
+    assert outbound.payload["method"] == "POST" and outbound.payload["path"] == "/hook"
+    assert outbound.payload["query"] == "x=1" and outbound.payload["headers"]["x-relay"] == ["ffaas"]
+    assert answered.request == outbound.id and answered.payload["code"] == 200
+    assert record.items[-1].request == record.items[0].id
+
+
+def test_parallel_dispatches_are_numbered_in_call_order(
+    publisher: Publisher, settings: Settings, target: TargetServer
+) -> None:
+    js = f"""async function main(fh, request) {{
+      const [a, b] = await Promise.all([
+        fh.dispatch_request('{target.url}/a'),
+        fh.dispatch_request('{target.url}/created/b', {{method: 'PUT', body: 'b'}})]);
+      return a.code + ' ' + b.code;
+    }}"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(allow_loopback(settings))) as client:
+        response = client.get(f"/processor/{processor_id}/run_with_prelude")
+    assert response.text == "200 201"
+    record = record_of(publisher, response.headers["fh-conversation-id"])
+    requests = [item for item in record.items if item.kind == "request" and item.inc]
+    assert [(item.inc, item.payload["path"]) for item in requests] == [(1, "/a"), (2, "/created/b")]
+
+
+def test_default_response_is_the_last_dispatched_body(
+    publisher: Publisher, settings: Settings, target: TargetServer
+) -> None:
+    js = f"""async function main(fh, r) {{
+      await fh.dispatch_request('{target.url}/last', {{method: 'POST', body: 'z'}});
+    }}"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(allow_loopback(settings))) as client:
+        response = client.post(f"/processor/{processor_id}/run_with_prelude", content=b"incoming")
+    assert response.status_code == 200 and json.loads(response.text)["path"] == "/last"
+
+
+def test_forbidden_outbound_target_rejects_and_is_recorded(
+    publisher: Publisher, settings: Settings, target: TargetServer
+) -> None:
+    js = f"""async function main(fh, r) {{
+      try {{ await fh.dispatch_request('{target.url}/secret'); }}
+      catch (error) {{ return 'refused: ' + error.message; }}
+    }}"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run_with_prelude")
+    assert response.text.startswith("refused: request to ") and "loopback" in response.text
+    assert "FFAAS_OUTBOUND_ALLOW" in response.text
+    assert target.recorded.requests == []
+    record = record_of(publisher, response.headers["fh-conversation-id"])
+    failure = record.items[2]
+    assert failure.kind == "response" and "loopback" in failure.payload["error"]
+
+
+def test_nothing_leaks_between_runs(publisher: Publisher, settings: Settings) -> None:
+    js = """function main(r) {
+      const seen = String(globalThis.leaked) + ' ' + String([].polluted);
+      globalThis.leaked = 'yes';
+      Array.prototype.polluted = 1;
+      return seen;
+    }"""
+    processor_id = publisher.processor(js)
+    with TestClient(create_app(settings)) as client:
+        answers = [client.get(f"/processor/{processor_id}/run").text for _ in range(3)]
+    assert answers == ["undefined undefined"] * 3
+
+
+def test_thrown_error_is_500_with_message_and_stack_in_the_conversation(
+    publisher: Publisher, settings: Settings
+) -> None:
+    processor_id = publisher.processor("function main(r) { throw new TypeError('bad input'); }")
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run")
+    assert response.status_code == 500
+    assert response.json() == {"code": 500, "message": "the processor failed: TypeError: bad input"}
+    record = record_of(publisher, response.headers["fh-conversation-id"])
+    assert record.outcome == "threw" and "at main" in (record.error_detail or "")
+
+
+def test_unhandled_rejection_is_500(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("async function main(r) { await null; throw new Error('later'); }")
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run")
+    assert response.status_code == 500 and response.json()["message"] == "the processor failed: Error: later"
+
+
+def test_syntax_error_is_500_naming_it(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("function main(r) { return ; ; } }")
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run")
+    assert response.status_code == 500 and "SyntaxError" in response.json()["message"]
+
+
+def test_missing_main_is_500_naming_it(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("function handler(r) { return 'x'; }")
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run")
+    assert response.status_code == 500 and "main()" in response.json()["message"]
+
+
+def test_infinite_loop_is_504_and_does_not_delay_other_processors(
+    publisher: Publisher, settings: Settings
+) -> None:
+    looping = publisher.processor("function main(r) { while (true) {} }")
+    fast = publisher.processor("function main(r) { return 'fast'; }")
+    with TestClient(create_app(settings)) as client:
+        results: list[int] = []
+        slow_calls = [
+            threading.Thread(
+                target=lambda: results.append(client.get(f"/processor/{looping}/run").status_code)
+            )
+            for _ in range(2)
+        ]
+        for call in slow_calls:
+            call.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert all(client.get(f"/processor/{fast}/run").text == "fast" for _ in range(5))
+        fast_elapsed = time.monotonic() - started
+        for call in slow_calls:
+            call.join()
+    assert results == [504, 504]
+    assert fast_elapsed < 0.45, "fast processors waited for the looping ones"
+
+
+def test_heap_exhaustion_is_500_naming_the_limit(publisher: Publisher, settings: Settings) -> None:
+    js = "function main(r) { const keep = []; while (true) { keep.push(new Array(100000).fill(1)); } }"
+    processor_id = publisher.processor(js)
+    with TestClient(
+        create_app(replace(settings, run_timeout_ms=10_000, max_memory_bytes=32 << 20))
+    ) as client:
+        response = client.get(f"/processor/{processor_id}/run")
+        assert client.get("/status").status_code == 200
+    assert response.status_code == 500
+    assert "FFAAS_MAX_MEMORY_BYTES" in response.json()["message"]
+
+
+def test_unknown_processor_and_entry_point_are_404(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("function main(r) { return 'x'; }")
+    with TestClient(create_app(settings)) as client:
+        unknown = client.get("/processor/00000000-0000-0000-0000-000000000001/run")
+        wrong_entry = client.get(f"/processor/{processor_id}/go")
+    assert unknown.status_code == wrong_entry.status_code == 404
+    assert unknown.json()["message"] == "processor 00000000-0000-0000-0000-000000000001 not found"
+
+
+def test_updated_processor_code_is_served_after_its_event(publisher: Publisher, settings: Settings) -> None:
+    processor_id = publisher.processor("function main(r) { return 'v1'; }")
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/processor/{processor_id}/run").text == "v1"
+        publisher.processor("function main(r) { return 'v2'; }", processor_id=processor_id)
+        deadline = time.monotonic() + 5
+        while client.get(f"/processor/{processor_id}/run").text != "v2":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
