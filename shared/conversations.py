@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -59,7 +59,8 @@ class ConversationRecord:
     items: list[AuditItem] = field(default_factory=list)
 
     def pack(self) -> bytes:
-        return msgpack.packb(asdict(self))
+        # vars() instead of dataclasses.asdict(): asdict deep-copies, ~40 µs per record.
+        return msgpack.packb({**vars(self), "items": [vars(item) for item in self.items]})
 
     @classmethod
     def unpack(cls, data: bytes) -> ConversationRecord:
