@@ -12,6 +12,9 @@ runs the scenarios, prints a table and writes `bench/results/latest.json`.
 - `results.py`       the figures: throughput rows, timings, rates, latency summaries
 - `scenarios.py`     deploy, throughput, restart; the ordered list of every scenario
 - `conversations.py` ingest rate of a backlog, conversation lag under load
+- `processors.py`    v8 processors (/run, /run_with_prelude) against workerd serving the same handlers
+- `workerd.py`       Cloudflare's workerd: `npm ci` in `.workerd/` (pinned), start on free ports, stop
+- `handlers/`        the processors' code, workerd's workers and its capnp config
 - `report.py`        the printed table and the JSON file
 - `run.py`           command line and orchestration
 - `bare_app.py`      the baseline: a bare Starlette app served like the planes

@@ -31,7 +31,7 @@ from bench.context import Context, ScenarioError
 from bench.database import ConversationFile
 from bench.load import make_runs, one_run
 from bench.results import Latency
-from bench.wrk import start_wrk
+from bench.wrk import start_wrk, wrk_missing
 from shared.keys import Keys
 
 BACKLOG = "ingest"
@@ -56,7 +56,7 @@ def ingest_backlog(ctx: Context) -> None:
         return
     system, results, count = ctx.system, ctx.results, ctx.options.backlog_runs
     with ConversationFile(system.database_path) as stored:
-        _wait_until_ingested(ctx, stored)
+        wait_until_ingested(ctx, stored)
         base = stored.conversations()
         ctx.say("stopping the control plane")
         system.stop("control_plane")
@@ -98,7 +98,7 @@ def ingest_backlog(ctx: Context) -> None:
     )
 
 
-def _wait_until_ingested(ctx: Context, stored: ConversationFile) -> None:
+def wait_until_ingested(ctx: Context, stored: ConversationFile) -> None:
     """Until the SQLite file holds every conversation in the stream (earlier scenarios' runs)."""
     client = redis.Redis.from_url(ctx.system.redis_url)
     stream = Keys(ctx.system.redis_prefix).conversations
@@ -116,6 +116,9 @@ def _wait_until_ingested(ctx: Context, stored: ConversationFile) -> None:
 
 def conversation_lag(ctx: Context) -> None:
     """Response -> GET 200 and response -> in SQLite, each while wrk loads the hello endpoint."""
+    if (missing := wrk_missing()) is not None:
+        ctx.results.skipped.append(f"conversation lag: {missing}")
+        return
     if ctx.hello_endpoint_id is None:
         ctx.results.skipped.append("conversation lag: no endpoint was deployed")
         return

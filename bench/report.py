@@ -1,8 +1,9 @@
 """The benchmark's output: a table for people, `bench/results/latest.json` for tools.
 
 Both are built from `Results` alone, so a new scenario's figures appear here
-without changes: throughput rows in the first table, latency summaries in the
-second, rates and timings in the list below them.
+without changes: throughput rows (and rows skipped, with the reason) in the first
+table, the WAGI/bare and FFAAS/workerd ratios below it, latency summaries in the
+second table, rates and timings in the list below them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Options
+from bench.processors import PAIRS, ROW_ORDER
 from bench.results import Results
 from bench.scenarios import BARE, WAGI_HELLO
 
 RATIO_TARGET = 0.5
 """WAGI hello must serve at least this share of the bare app's requests per second."""
+TABLE_ORDER: tuple[str, ...] = (WAGI_HELLO, BARE, *ROW_ORDER)
+"""Targets in the order the table lists them; others follow, in the order they were measured."""
 
 
 def ratios(results: Results) -> list[dict[str, Any]]:
@@ -42,21 +46,69 @@ def ratios(results: Results) -> list[dict[str, Any]]:
     return sorted(found, key=lambda item: item["connections"])
 
 
+def processor_ratios(results: Results) -> list[dict[str, Any]]:
+    """FFAAS processor req/s over workerd req/s for each pair of `processors.PAIRS` and concurrency.
+
+    A pair whose workerd (or FFAAS) row was skipped carries `skipped` (the reason) and no ratio.
+    """
+    measured = {(row.target, row.result.connections): row.result for row in results.throughput}
+    skipped = {(row.target, row.connections): row.reason for row in results.skipped_rows}
+    found = []
+    for what, ffaas_target, workerd_target in PAIRS:
+        concurrencies = sorted({c for (t, c) in (*measured, *skipped) if t in (ffaas_target, workerd_target)})
+        for connections in concurrencies:
+            ffaas, workerd = (
+                measured.get((ffaas_target, connections)),
+                measured.get((workerd_target, connections)),
+            )
+            entry: dict[str, Any] = {
+                "handler": what,
+                "ffaas": ffaas_target,
+                "workerd": workerd_target,
+                "connections": connections,
+                "ffaas_rps": ffaas.requests_per_s if ffaas else None,
+                "workerd_rps": workerd.requests_per_s if workerd else None,
+            }
+            if ffaas and workerd and workerd.requests_per_s > 0:
+                entry["ffaas_over_workerd"] = round(ffaas.requests_per_s / workerd.requests_per_s, 4)
+            else:
+                reason = skipped.get((workerd_target, connections)) or skipped.get(
+                    (ffaas_target, connections)
+                )
+                entry["skipped"] = reason or "a row of the pair was not measured"
+            found.append(entry)
+    return found
+
+
 def format_report(results: Results) -> str:
+    targets = [row.target for row in results.throughput] + [row.target for row in results.skipped_rows]
+    width = max([16, *(len(target) + 2 for target in targets)])
     lines = [
-        f"{'':<16}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}  errors",
+        f"{'':<{width}}{'conns':>6}{'req/s':>11}{'p50 ms':>9}{'p99 ms':>9}  errors",
     ]
-    order = {WAGI_HELLO: 0, BARE: 1}
-    rows = sorted(results.throughput, key=lambda row: (order.get(row.target, 2), row.result.connections))
-    for row in rows:
+    order = {target: index for index, target in enumerate(TABLE_ORDER)}
+    for target in targets:
+        order.setdefault(target, len(order))
+    rows: list[tuple[str, int, str]] = []
+    for row in results.throughput:
         result = row.result
         errors = "0" if result.ok else f"{result.errors}  <-- FAILED RUN"
         if result.ok is False and result.requests == 0:
             errors = "no requests completed  <-- FAILED RUN"
-        lines.append(
-            f"{row.target:<16}{result.connections:>6}{result.requests_per_s:>11,.0f}"
-            f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}  {errors}"
-        )
+        rows.append((
+            row.target,
+            result.connections,
+            f"{row.target:<{width}}{result.connections:>6}{result.requests_per_s:>11,.0f}"
+            f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}  {errors}",
+        ))  # fmt: skip
+    for gap in results.skipped_rows:
+        rows.append((
+            gap.target,
+            gap.connections,
+            f"{gap.target:<{width}}{gap.connections:>6}  skipped: {short_reason(gap.reason)}",
+        ))  # fmt: skip
+    rows.sort(key=lambda row: (order[row[0]], row[1]))
+    lines.extend(line for _, _, line in rows)
     if not rows:
         lines.append("(no throughput measured)")
     lines.append("")
@@ -66,6 +118,17 @@ def format_report(results: Results) -> str:
             f"WAGI/bare req/s at c={ratio['connections']}: {ratio['wagi_over_bare']:.2f} "
             f"(target >= {RATIO_TARGET}) {verdict}"
         )
+    for pair in processor_ratios(results):
+        label = f"FFAAS/workerd req/s, {pair['handler']} at c={pair['connections']}:"
+        if "ffaas_over_workerd" in pair:
+            lines.append(
+                f"{label} {pair['ffaas_over_workerd']:.3f}  "
+                f"({pair['ffaas']} {pair['ffaas_rps']:,.0f} / {pair['workerd']} {pair['workerd_rps']:,.0f})"
+            )
+        else:
+            lines.append(f"{label} skipped: {short_reason(pair['skipped'])}")
+    for key, value in results.info.items():
+        lines.append(f"{key}: {value}")
     if results.latencies:
         lines.append("")
         lines.append(f"{'conversation lag':<64}{'samples':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
@@ -87,6 +150,12 @@ def format_report(results: Results) -> str:
     for problem in results.problems:
         lines.append(f"PROBLEM: {problem}")
     return "\n".join(lines)
+
+
+def short_reason(reason: str, most: int = 60) -> str:
+    """The gist of a skip reason for a table row (the whole reason is listed once under the table)."""
+    gist = reason.split(" (", 1)[0].split(": ", 1)[0]
+    return gist if len(gist) <= most else gist[: most - 3] + "..."
 
 
 def _detail(detail: dict[str, Any]) -> str:
@@ -112,6 +181,9 @@ def results_document(results: Results, options: Options) -> dict[str, Any]:
         },
         "throughput": [{"target": row.target, **row.result.to_json()} for row in results.throughput],
         "ratios": ratios(results),
+        "ffaas_vs_workerd": processor_ratios(results),
+        "skipped_rows": [asdict(row) for row in results.skipped_rows],
+        "info": results.info,
         "timings": {key: asdict(timing) for key, timing in results.timings.items()},
         "rates": {key: asdict(rate) for key, rate in results.rates.items()},
         "latencies": {key: asdict(latency) for key, latency in results.latencies.items()},

@@ -20,6 +20,15 @@ class ThroughputRow:
 
 
 @dataclass(frozen=True)
+class SkippedRow:
+    """A throughput row that could not be measured (e.g. workerd or wrk missing), and why."""
+
+    target: str
+    connections: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Timing:
     label: str
     ms: float
@@ -67,6 +76,15 @@ class Results:
     latencies: dict[str, Latency] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    skipped_rows: list[SkippedRow] = field(default_factory=list)
+    info: dict[str, str] = field(default_factory=dict)
+    """What was measured against, e.g. "workerd" -> its version."""
+
+    def skip_rows(self, targets: list[str], connections: tuple[int, ...], reason: str) -> None:
+        """Every (target, connections) row is skipped for `reason`; said once in `skipped` too."""
+        for target in targets:
+            self.skipped_rows.extend(SkippedRow(target, count, reason) for count in connections)
+        self.skipped.append(f"{', '.join(targets)}: {reason}")
 
     def timing(self, key: str, label: str, seconds: float, **detail: Any) -> None:
         self.timings[key] = Timing(label, round(seconds * 1000, 3), detail)

@@ -14,8 +14,9 @@ import time
 from bench.client import Response, post_json, request, time_first_success
 from bench.context import Context, Options, Scenario, ScenarioError
 from bench.conversations import BACKLOG, LAG, conversation_lag, ingest_backlog
+from bench.processors import PROCESSORS, measure_processors
 from bench.results import Results, ThroughputRow
-from bench.wrk import run_wrk
+from bench.wrk import run_wrk, wrk_missing
 
 __all__ = [
     "BARE",
@@ -82,6 +83,10 @@ def deploy_hello(ctx: Context) -> None:
 def throughput(ctx: Context) -> None:
     """wrk against the bare app, then the WAGI hello endpoint, at each concurrency."""
     options, results = ctx.options, ctx.results
+    missing = wrk_missing()
+    if missing is not None:
+        results.skip_rows([WAGI_HELLO, BARE], options.connections, missing)
+        return
     # The bare app first, while the planes are idle: after a WAGI run the control plane may still be
     # ingesting that run's conversations, and would compete with the baseline for the CPU.
     targets = [(BARE, ctx.system.start_bare_app() + "/")]
@@ -137,6 +142,7 @@ def restart_data_plane(ctx: Context) -> None:
 SCENARIOS: dict[str, Scenario] = {
     "deploy": deploy_hello,
     "throughput": throughput,
+    PROCESSORS: measure_processors,
     BACKLOG: ingest_backlog,
     LAG: conversation_lag,
     "restart": restart_data_plane,

@@ -144,6 +144,28 @@ class System:
         self._start_plane("control_plane")
         self._start_plane("data_plane")
 
+    def ensure_planes(self) -> None:
+        """Starts whichever of Redis and the two planes is not running yet (after a failed scenario)."""
+        self.start_redis()
+        for name in ("control_plane", "data_plane"):
+            self.ports.setdefault(name, free_port())
+        for name in ("control_plane", "data_plane"):
+            if name not in self.processes:
+                self._start_plane(name)
+
+    def start_service(self, name: str, argv: Sequence[str], ready_urls: Sequence[str]) -> ManagedProcess:
+        """Any other server (e.g. workerd): started like the rest, ready once every URL answers GET 200."""
+        if name in self.processes:
+            raise SystemUnderTestError(f"{name} is already running")
+        process = self._start(name, argv, dict(os.environ))
+        try:
+            for url in ready_urls:
+                self._wait_http(process, url)
+        except BaseException:
+            self.stop(name)
+            raise
+        return process
+
     def start_redis(self) -> None:
         if "redis" in self.processes:
             return

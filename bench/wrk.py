@@ -110,6 +110,11 @@ def parse_wrk_output(text: str) -> WrkResult:
     )
 
 
+def wrk_missing() -> str | None:
+    """Why wrk cannot run here (for skipping what needs it), or None when it is installed."""
+    return None if shutil.which("wrk") else f"wrk is not installed: {WRK_HINT}"
+
+
 def wrk_command(url: str, connections: int, duration_s: float, threads: int) -> list[str]:
     binary = shutil.which("wrk")
     if binary is None:

@@ -6,14 +6,12 @@ after `ConversationRecorder.record` has returned for that run's record.
 
 from __future__ import annotations
 
-import json
-
 from starlette.responses import Response
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
 from data_plane.executors.guest_response import GuestResponse
-from shared.errors import ServiceError, error_body, error_response
+from shared.errors import ServiceError, error_response
 
 CONVERSATION_HEADER = "FH-Conversation-Id"
 
@@ -46,18 +44,17 @@ async def answer_error(
     detail: str | None = None,
     duration_ms: float | None = None,
 ) -> Response:
-    body = json.dumps(error_body(error.status, error.message)).encode()
-    headers = [("content-type", "application/json"), *((k.lower(), v) for k, v in error.headers.items())]
+    response = error_response(error.status, error.message, error.headers)
+    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in response.raw_headers]
     record = conversation.finish(
         status=error.status,
         headers=headers,
-        body=body,
+        body=bytes(response.body),
         outcome=outcome,
         error=error.message,
         error_detail=detail or None,
         duration_ms=duration_ms,
     )
     await recorder.record(record)
-    response = error_response(error.status, error.message, error.headers)
     response.headers[CONVERSATION_HEADER] = conversation.id
     return response

@@ -9,11 +9,16 @@ Invariants:
 - JavaScript never runs on the event-loop thread: it runs on V8's own thread
   and is awaited; cancelling the awaiting task (a deadline) terminates it.
 - Each context's heap has a hard limit; exceeding it raises `JSOOMException`.
+- Building a context needs the event loop (mini-racer delivers its results
+  there), so nothing here ever blocks the loop waiting for the builder thread:
+  `close` waits for an in-flight build asynchronously and closes what it built
+  (blocking there deadlocked the shutdown).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -63,6 +68,7 @@ class V8Runtime:
         self._ready: asyncio.Queue[tuple[Any, MiniRacer]] | None = None
         self._filler: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._building: concurrent.futures.Future[tuple[Any, MiniRacer]] | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -87,17 +93,25 @@ class V8Runtime:
         if self._filler is not None:
             self._filler.cancel()
             await asyncio.gather(self._filler, return_exceptions=True)
+        if self._building is not None:
+            with contextlib.suppress(Exception):
+                maker, _ = await asyncio.wrap_future(self._building)
+                _close(maker)
         if self._ready is not None:
             while not self._ready.empty():
                 maker, _ = self._ready.get_nowait()
                 _close(maker)
-        self._builder.shutdown(wait=True)
-        self._closer.shutdown(wait=True)
+        await asyncio.to_thread(self._builder.shutdown, wait=True)
+        await asyncio.to_thread(self._closer.shutdown, wait=True)
 
     async def _fill(self) -> None:
-        assert self._ready is not None and self._loop is not None
+        assert self._ready is not None
         while True:
-            built = await self._loop.run_in_executor(self._builder, self._build)
+            # A concurrent future, not run_in_executor's: cancelling this task must not lose
+            # track of a context being built (close() waits for it and closes it).
+            self._building = self._builder.submit(self._build)
+            built = await asyncio.wrap_future(self._building)
+            self._building = None
             await self._ready.put(built)
 
     def _build(self) -> tuple[Any, MiniRacer]:

@@ -9,10 +9,14 @@ Everything is driven over plain HTTP; `close()` stops every plane it started.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +90,17 @@ class Cluster:
         self.control_plane = plane
         return plane
 
-    def data_plane(self, *, port: int | None = None, data_dir: Path | None = None) -> Plane:
-        """A new data plane of this cluster (not started): its own data dir unless `data_dir` is given."""
+    def data_plane(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        settings: Mapping[str, str] | None = None,
+    ) -> Plane:
+        """A new data plane of this cluster (not started): its own data dir unless `data_dir` is given.
+
+        `settings` override the cluster's for this plane only.
+        """
         number = next(self._data_plane_numbers)
         port = port or free_port()
         plane = Plane(
@@ -99,14 +112,17 @@ class Cluster:
                 "FFAAS_DATA_PLANE_HOST": "127.0.0.1",
                 "FFAAS_DATA_PLANE_PORT": str(port),
                 "FFAAS_PLANE_ID": f"e2e-data-plane-{number}",
+                **(settings or {}),
             },
             log_path=self.workdir / "logs" / f"data-plane-{number}.log",
         )
         self.data_planes.append(plane)
         return plane
 
-    def start_data_plane(self, *, data_dir: Path | None = None) -> Plane:
-        plane = self.data_plane(data_dir=data_dir)
+    def start_data_plane(
+        self, *, data_dir: Path | None = None, settings: Mapping[str, str] | None = None
+    ) -> Plane:
+        plane = self.data_plane(data_dir=data_dir, settings=settings)
         plane.start()
         return plane
 
@@ -180,6 +196,41 @@ class Cluster:
         self.deploy(endpoint_id, wasm)
         return endpoint_id
 
+    # -- processors --------------------------------------------------------------------------------
+
+    def create_processor(
+        self, code: str, *, language: str = "js", runtime: str = "v8", name: str = "processor"
+    ) -> dict[str, Any]:
+        fields = {"name": name, "language": language, "runtime": runtime, "code": code}
+        response = self.admin.post(f"{self.admin_url}/admin/processor", json=fields)
+        assert response.status_code == 201, f"POST /admin/processor: {response.status_code} {response.text}"
+        processor: dict[str, Any] = response.json()
+        return processor
+
+    def run_processor(
+        self,
+        processor_id: str,
+        *,
+        prelude: bool = True,
+        method: str = "GET",
+        plane: Plane | None = None,
+        query: str = "",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """`/processor/<id>/run_with_prelude` (or `/run`) on `plane`, by default the first data plane."""
+        plane = plane or self.data_planes[0]
+        entry = "run_with_prelude" if prelude else "run"
+        url = f"{plane.url}/processor/{processor_id}/{entry}" + (f"?{query}" if query else "")
+        return self.http.request(method, url, **kwargs)
+
+    def conversation(self, response: httpx.Response) -> dict[str, Any]:
+        """`GET /conversation/<FH-Conversation-Id>` of a run's response, read without the admin token."""
+        conversation_id = response.headers["fh-conversation-id"]
+        read = self.http.get(f"{self.admin_url}/conversation/{conversation_id}")
+        assert read.status_code == 200, f"GET /conversation/{conversation_id}: {read.status_code} {read.text}"
+        conversation: dict[str, Any] = read.json()
+        return conversation
+
     # -- the data planes ---------------------------------------------------------------------------
 
     def call(self, plane: Plane, endpoint_id: str, sub_path: str = "", **kwargs: Any) -> httpx.Response:
@@ -205,3 +256,74 @@ def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in the error message {message!r}"
     return message
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str  # with the query string, as on the request line
+    headers: dict[str, list[str]]  # lower-case name -> values, in order
+    body: bytes
+
+
+class TargetServer:
+    """A real HTTP server on 127.0.0.1 for processors' outbound requests (no test reaches the internet).
+
+    It records every request it receives and answers `?status=<nnn>` (default 200) with the JSON
+    `{"received": "<request body>", "method": ..., "path": ...}` and the header `x-target: ffaas-e2e`.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[ReceivedRequest] = []
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep the test output clean
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers: dict[str, list[str]] = {}
+                for name, value in self.headers.items():
+                    headers.setdefault(name.lower(), []).append(value)
+                target.received.append(ReceivedRequest(self.command, self.path, headers, body))
+                query = self.path.partition("?")[2]
+                params = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
+                status = int(params.get("status", "200"))
+                path = self.path.partition("?")[0]
+                answer = json.dumps(
+                    {"received": body.decode("utf-8", "replace"), "method": self.command, "path": path}
+                ).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("x-target", "ffaas-e2e")
+                self.send_header("connection", "close")  # no idle keep-alive threads at shutdown
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="target-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> TargetServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def received_on(self, path: str) -> list[ReceivedRequest]:
+        """The requests received whose path (without the query) is `path`."""
+        return [request for request in self.received if request.path.partition("?")[0] == path]
