@@ -102,7 +102,7 @@ class RouteSync:
             if packed is None:
                 self._registry.remove_processor(event.processor_id)
             else:
-                processor = await self._prepare_processor(ProcessorRoute.unpack(packed))
+                processor = await self._prepare_processor(ProcessorRoute.unpack(_raw(packed)))
                 if processor is not None:
                     self._registry.install_processor(processor)
         else:
@@ -110,18 +110,20 @@ class RouteSync:
             if packed is None:
                 self._registry.remove(event.endpoint_id)
             else:
-                prepared = await self._prepare(EndpointRoute.unpack(packed))
+                prepared = await self._prepare(EndpointRoute.unpack(_raw(packed)))
                 if prepared is not None:
                     self._registry.install(prepared)
         ack = self._keys.acks(event.event_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            await pipe.rpush(ack, self._plane_id).expire(ack, ACK_TTL_S).execute()
+            pipe.rpush(ack, self._plane_id)
+            pipe.expire(ack, ACK_TTL_S)
+            await pipe.execute()
 
     async def _full_sync(self) -> None:
         snapshot = await self._redis.hgetall(self._keys.routes)
         endpoints: dict[str, PreparedEndpoint] = {}
         for packed in snapshot.values():
-            route = EndpointRoute.unpack(packed)
+            route = EndpointRoute.unpack(_raw(packed))
             prepared = await self._prepare(route)
             if prepared is None:
                 prepared = self._registry.endpoint(route.endpoint_id)
@@ -131,12 +133,12 @@ class RouteSync:
         self._cache.evict_except(self._registry.module_hashes())
         processors: dict[str, PreparedProcessor] = {}
         for packed in (await self._redis.hgetall(self._keys.processors)).values():
-            route = ProcessorRoute.unpack(packed)
-            prepared_processor = await self._prepare_processor(route) or self._registry.processor(
-                route.processor_id
+            processor_route = ProcessorRoute.unpack(_raw(packed))
+            prepared_processor = await self._prepare_processor(processor_route) or self._registry.processor(
+                processor_route.processor_id
             )
             if prepared_processor is not None:
-                processors[route.processor_id] = prepared_processor
+                processors[processor_route.processor_id] = prepared_processor
         self._registry.replace_processors(processors)
         log.info("route sync: %d endpoints and %d processors installed", len(endpoints), len(processors))
 
@@ -145,14 +147,14 @@ class RouteSync:
         source = self._sources.get(route.code_hash)
         if source is None:
             code = await self._redis.get(self._keys.processor_code(route.code_hash))
-            if code is None or content_hash(code) != route.code_hash:
+            if code is None or content_hash(_raw(code)) != route.code_hash:
                 log.error(
                     "code %s of processor %s is missing or corrupt in Redis",
                     route.code_hash,
                     route.processor_id,
                 )
                 return None
-            source = self._sources[route.code_hash] = code.decode()
+            source = self._sources[route.code_hash] = _raw(code).decode()
         return PreparedProcessor(
             processor_id=route.processor_id,
             name=route.name,
@@ -194,9 +196,10 @@ class RouteSync:
             )
         except _NeedsBytes:
             pass
-        wasm = await self._redis.get(self._keys.module(module_hash))
-        if wasm is None:
+        stored = await self._redis.get(self._keys.module(module_hash))
+        if stored is None:
             raise ValueError(f"module {module_hash} is not in Redis")
+        wasm = _raw(stored)
         if content_hash(wasm) != module_hash:
             raise ValueError(f"module bytes in Redis do not match hash {module_hash}")
         return await loop.run_in_executor(
@@ -210,3 +213,8 @@ def _compile_failure(exc: wasmtime.WasmtimeError) -> str:
     cause = lines[-1].split(": ", 1)[-1] if lines else "compilation failed"
     hint = " (FFAAS_MAX_MEMORY_BYTES)" if "memory" in cause else ""
     return f"the deployed module cannot run on this data plane: {cause}{hint}"
+
+
+def _raw(value: bytes | str) -> bytes:
+    """Redis values as bytes (the client is not decoding; this narrows its declared type)."""
+    return value if isinstance(value, bytes) else value.encode()

@@ -96,7 +96,7 @@ class ModuleCache:
             log.warning("could not write artifact %s (serving from memory): %s", artifact, exc)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes | bytearray) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(temporary, "wb") as file:
         file.write(data)

@@ -46,7 +46,7 @@ class V8Context:
         """
         js_function = await self._exits.enter_async_context(self._racer.wrap_py_function(function))
         global_object = self._racer.eval("globalThis")
-        global_object[name] = js_function  # type: ignore[index]
+        global_object[name] = js_function  # type: ignore[index,call-overload]
 
     async def evaluate(self, code: str) -> Any:
         """Run `code` as a script; if its value is a promise, wait for it to settle."""

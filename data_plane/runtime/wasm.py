@@ -161,7 +161,8 @@ class WasmRuntime:
         store.set_limits(memory_size=limits.max_memory_bytes)
         store.set_epoch_deadline(math.ceil(limits.timeout_ms / 1000 / TICK_S) + 1)
         store.set_wasi(wasi)
-        outcome, exit_code, detail = Outcome.COMPLETED, 0, ""
+        outcome, detail = Outcome.COMPLETED, ""
+        exit_code: int | None = 0
         instance: wasmtime.Instance | None = None
         started = time.perf_counter()
         with capture:
