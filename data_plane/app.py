@@ -58,7 +58,11 @@ def create_app(settings: Settings) -> DataPlaneApp:
         keys = Keys(settings.redis_prefix)
         sync = RouteSync(redis, keys, registry, cache, settings.plane_id)
         await sync.start()
-        v8 = V8Runtime(warm_contexts=settings.v8_warm_contexts, max_heap_bytes=settings.max_memory_bytes)
+        v8 = V8Runtime(
+            warm_contexts=settings.v8_warm_contexts,
+            max_heap_bytes=settings.max_memory_bytes,
+            prepare=JsExecutor.preparation(settings.max_log_bytes),
+        )
         await v8.start()
         outbound = OutboundHttp(
             NetworkPolicy.from_setting(settings.outbound_allow),

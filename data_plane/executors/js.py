@@ -25,7 +25,7 @@ from data_plane.executors.js_response import response_from_result
 from data_plane.host.outbound_http import OutboundError, OutboundHttp
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor
-from data_plane.runtime.v8 import V8Runtime
+from data_plane.runtime.v8 import Prepare, V8Context, V8Runtime
 from shared.conversations import captured_body, headers_payload
 from shared.errors import GuestError, GuestTimeout, ServiceError
 
@@ -66,7 +66,25 @@ class JsExecutor:
         self._v8 = v8
         self._outbound = outbound
         self.limits = limits
-        self._prelude = PRELUDE_TEMPLATE.replace("__FFAAS_MAX_LOG_BYTES__", str(limits.max_log_bytes))
+
+    @staticmethod
+    def preparation(max_log_bytes: int) -> Prepare:
+        """What `V8Runtime` does to each context ahead of demand: expose the host functions (they
+        reach the run through `context.host`, a `_RunHost`) and evaluate the prelude."""
+        prelude = PRELUDE_TEMPLATE.replace("__FFAAS_MAX_LOG_BYTES__", str(max_log_bytes))
+
+        async def prepare(context: V8Context) -> None:
+            async def log(text: Any) -> None:
+                context.host.log(text)
+
+            async def dispatch(request_json: Any) -> str:
+                return str(await context.host.dispatch(request_json))
+
+            await context.expose("__ffaas_log", log)
+            await context.expose("__ffaas_dispatch", dispatch)
+            await context.evaluate(prelude)
+
+        return prepare
 
     async def run(
         self,
@@ -97,52 +115,14 @@ class JsExecutor:
         with_prelude: bool,
     ) -> str:
         async with self._v8.fresh_context() as context:
-            await context.expose("__ffaas_log", self._log_function(conversation))
-            await context.expose("__ffaas_dispatch", self._dispatch_function(conversation))
-            await context.evaluate(self._prelude)
-            await context.evaluate(processor.source)
+            context.host = _RunHost(conversation, self._outbound)
             call = f"__ffaas_run({json.dumps(request_object(incoming))}, {json.dumps(with_prelude)})"
-            result = await context.evaluate(call)
+            # One evaluation for the code and the call (each costs a trip to V8's thread); the call
+            # comes last, so line numbers in the processor's errors are its own.
+            result = await context.evaluate(f"{processor.source}\n;{call}")
         if not isinstance(result, str):
             raise GuestError("the processor's run did not produce a result")
         return result
-
-    def _log_function(self, conversation: Conversation) -> Any:
-        async def log(text: Any) -> None:
-            conversation.log(str(text))
-
-        return log
-
-    def _dispatch_function(self, conversation: Conversation) -> Any:
-        counter = itertools.count(1)
-
-        async def dispatch(request_json: Any) -> str:
-            request = json.loads(str(request_json))
-            url, method = request["url"], request["method"].upper()
-            headers = _header_pairs(request.get("headers"))
-            body = b"" if request.get("body") is None else str(request["body"]).encode()
-            item = conversation.outbound_request(
-                inc=next(counter), method=method, url=url, headers=headers, body=body
-            )
-            try:
-                answer = await self._outbound.send(url, method=method, headers=headers, body=body or None)
-            except OutboundError as exc:
-                conversation.outbound_failure(item, str(exc))
-                return json.dumps({"error": str(exc)})
-            conversation.outbound_response(
-                item, status=answer.status, headers=answer.headers, body=answer.body
-            )
-            return json.dumps(
-                {
-                    "response": {
-                        "code": answer.status,
-                        "headers": headers_payload(answer.headers),
-                        "body": captured_body(answer.body, len(answer.body))["body"],
-                    }
-                }
-            )
-
-        return dispatch
 
     def _translate(self, exc: Exception) -> tuple[ServiceError, str, str | None]:
         limits = self.limits
@@ -196,3 +176,37 @@ def _error_line(text: str) -> str:
             return line
     first = lines[0] if lines else "unknown error"
     return first.split(": ", 1)[1] if first.startswith("<anonymous>:") and ": " in first else first
+
+
+class _RunHost:
+    """The host functions of one run: logs and outbound requests, recorded in its conversation."""
+
+    def __init__(self, conversation: Conversation, outbound: OutboundHttp) -> None:
+        self._conversation = conversation
+        self._outbound = outbound
+        self._requests = itertools.count(1)
+
+    def log(self, text: Any) -> None:
+        self._conversation.log(str(text))
+
+    async def dispatch(self, request_json: Any) -> str:
+        request = json.loads(str(request_json))
+        url, method = request["url"], request["method"].upper()
+        headers = _header_pairs(request.get("headers"))
+        body = b"" if request.get("body") is None else str(request["body"]).encode()
+        conversation = self._conversation
+        item = conversation.outbound_request(
+            inc=next(self._requests), method=method, url=url, headers=headers, body=body
+        )
+        try:
+            answer = await self._outbound.send(url, method=method, headers=headers, body=body or None)
+        except OutboundError as exc:
+            conversation.outbound_failure(item, str(exc))
+            return json.dumps({"error": str(exc)})
+        conversation.outbound_response(item, status=answer.status, headers=answer.headers, body=answer.body)
+        response = {
+            "code": answer.status,
+            "headers": headers_payload(answer.headers),
+            "body": captured_body(answer.body, len(answer.body))["body"],
+        }
+        return json.dumps({"response": response})
