@@ -7,8 +7,6 @@ with `FH-Conversation-Id` only after its record is in Redis.
 
 from __future__ import annotations
 
-import logging
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,8 +18,6 @@ from data_plane.registry import PreparedProcessor, Registry
 from data_plane.responses import answer, answer_error
 from data_plane.run_dispatch import RunDispatcher
 from shared.errors import GuestError, NotFound, PayloadTooLarge
-
-log = logging.getLogger("ffaas.processor_dispatch")
 
 ENTRY_POINTS = {"run": False, "run_with_prelude": True}
 
