@@ -24,23 +24,15 @@ from shared.errors import NotFound, PayloadTooLarge
 
 class EndpointDispatcher(RunDispatcher):
     def __init__(
-        self,
-        registry: Registry,
-        executor: WagiExecutor,
-        recorder: ConversationRecorder,
-        *,
-        max_request_bytes: int,
-        max_captured_body_bytes: int,
+        self, registry: Registry, executor: WagiExecutor, recorder: ConversationRecorder, **limits: int
     ) -> None:
-        super().__init__(
-            recorder, max_request_bytes=max_request_bytes, max_captured_body_bytes=max_captured_body_bytes
-        )
-        self._registry = registry
+        """`limits`: `max_request_bytes` and `max_captured_body_bytes` (see `RunDispatcher`)."""
+        super().__init__(registry, recorder, **limits)
         self._executor = executor
 
     async def handle(self, request: Request) -> Response:
         endpoint_id = request.scope["path"].split("/", 2)[1]
-        endpoint = self._registry.endpoint(endpoint_id)
+        endpoint = self.registry.endpoint(endpoint_id)
         if endpoint is None:
             raise NotFound(f"endpoint {endpoint_id} not found or has no deploy")
         try:

@@ -24,18 +24,10 @@ ENTRY_POINTS = {"run": False, "run_with_prelude": True}
 
 class ProcessorDispatcher(RunDispatcher):
     def __init__(
-        self,
-        registry: Registry,
-        v8_executor: JsExecutor,
-        recorder: ConversationRecorder,
-        *,
-        max_request_bytes: int,
-        max_captured_body_bytes: int,
+        self, registry: Registry, v8_executor: JsExecutor, recorder: ConversationRecorder, **limits: int
     ) -> None:
-        super().__init__(
-            recorder, max_request_bytes=max_request_bytes, max_captured_body_bytes=max_captured_body_bytes
-        )
-        self._registry = registry
+        """`limits`: `max_request_bytes` and `max_captured_body_bytes` (see `RunDispatcher`)."""
+        super().__init__(registry, recorder, **limits)
         self._v8 = v8_executor
 
     async def handle(self, request: Request) -> Response:
@@ -43,7 +35,7 @@ class ProcessorDispatcher(RunDispatcher):
         segments = path.strip("/").split("/")
         if len(segments) != 3 or segments[2] not in ENTRY_POINTS:
             raise NotFound(f"no route for {path}; processors run at /processor/<id>/run or /run_with_prelude")
-        processor = self._registry.processor(segments[1])
+        processor = self.registry.processor(segments[1])
         if processor is None:
             raise NotFound(f"processor {segments[1]} not found")
         try:

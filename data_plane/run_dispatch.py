@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
+from data_plane.registry import Registry
 from shared.errors import ServiceError, error_response
 from shared.request_body import read_capped_body
 
@@ -22,8 +23,14 @@ log = logging.getLogger("ffaas.dispatch")
 
 class RunDispatcher:
     def __init__(
-        self, recorder: ConversationRecorder, *, max_request_bytes: int, max_captured_body_bytes: int
+        self,
+        registry: Registry,
+        recorder: ConversationRecorder,
+        *,
+        max_request_bytes: int,
+        max_captured_body_bytes: int,
     ) -> None:
+        self.registry = registry
         self.recorder = recorder
         self.body_cap = max_captured_body_bytes
         self._max_request_bytes = max_request_bytes

@@ -6,11 +6,9 @@ Each test builds its own cluster, since it stops part of it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import RedisServer
 from tests.data_plane import guests
@@ -69,20 +67,6 @@ def test_data_plane_sharing_a_disk_cache_loads_instead_of_compiling(
     assert status["modules_compiled"] == 0, status
     assert status["modules_loaded_from_disk"] == 1, status
     assert_answers(cluster, second, hello_id, "Hello, world!\n")
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server for one test, which may stop it; appendonly, so its data survives a restart.
-
-    Requested before `cluster_factory`, so it is stopped after the cluster's planes.
-    """
-    redis_dir = tmp_path / "own-redis"
-    redis_dir.mkdir()
-    redis = RedisServer(redis_dir)
-    redis.start()
-    yield redis
-    redis.stop()
 
 
 def test_data_plane_reconnects_after_redis_restarts_and_serves_new_deploys(
