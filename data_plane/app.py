@@ -28,6 +28,7 @@ from data_plane.host.outbound_http import OutboundHttp
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
 from data_plane.runtime.module_cache import ModuleCache
+from data_plane.runtime.quickjs_wasm import EngineLoader
 from data_plane.runtime.v8 import V8Runtime
 from data_plane.runtime.wasm import RunLimits, WasmRuntime
 from data_plane.settings import Settings
@@ -61,9 +62,12 @@ def create_app(settings: Settings) -> DataPlaneApp:
         v8 = V8Runtime(
             warm_contexts=settings.v8_warm_contexts,
             max_heap_bytes=settings.max_memory_bytes,
-            prepare=JsExecutor.preparation(settings.max_log_bytes),
+            prepare=JsExecutor.preparation(),
         )
         await v8.start()
+        quickjs = EngineLoader(runtime, cache, settings.js_engine_wasm)
+        if "wasm" in registry.processor_runtimes():
+            quickjs.start()  # else on first use: a data plane without wasm processors never pays
         outbound = OutboundHttp(
             NetworkPolicy.from_setting(settings.outbound_allow),
             timeout_ms=settings.outbound_timeout_ms,
@@ -81,9 +85,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
         }
         front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
         js_limits = JsLimits(settings.run_timeout_ms, settings.max_memory_bytes, settings.max_log_bytes)
-        front.processors = ProcessorDispatcher(
-            registry, JsExecutor(v8, outbound, js_limits), recorder, **capture
-        )
+        js = JsExecutor(v8, quickjs, pool, outbound, js_limits)
+        front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
         app.state.redis = redis
         app.state.recorder = recorder
         try:

@@ -17,18 +17,18 @@ from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor, Registry
 from data_plane.responses import answer, answer_error
 from data_plane.run_dispatch import RunDispatcher
-from shared.errors import GuestError, NotFound, PayloadTooLarge
+from shared.errors import NotFound, PayloadTooLarge
 
 ENTRY_POINTS = {"run": False, "run_with_prelude": True}
 
 
 class ProcessorDispatcher(RunDispatcher):
     def __init__(
-        self, registry: Registry, v8_executor: JsExecutor, recorder: ConversationRecorder, **limits: int
+        self, registry: Registry, js_executor: JsExecutor, recorder: ConversationRecorder, **limits: int
     ) -> None:
         """`limits`: `max_request_bytes` and `max_captured_body_bytes` (see `RunDispatcher`)."""
         super().__init__(registry, recorder, **limits)
-        self._v8 = v8_executor
+        self._js = js_executor
 
     async def handle(self, request: Request) -> Response:
         path = request.scope["path"]
@@ -45,13 +45,7 @@ class ProcessorDispatcher(RunDispatcher):
             return await answer_error(self.recorder, conversation, exc, outcome="request_too_large")
         incoming = IncomingRequest.from_starlette(request, body)
         conversation = self._conversation(processor, incoming)
-        if processor.runtime != "v8":
-            error = GuestError(
-                f"processor {processor.processor_id} uses runtime {processor.runtime!r}, "
-                "which this data plane does not run yet; use runtime 'v8'"
-            )
-            return await answer_error(self.recorder, conversation, error, outcome="unsupported_runtime")
-        run = await self._v8.run(processor, incoming, conversation, with_prelude=ENTRY_POINTS[segments[2]])
+        run = await self._js.run(processor, incoming, conversation, with_prelude=ENTRY_POINTS[segments[2]])
         if run.error is not None:
             return await answer_error(
                 self.recorder,

@@ -52,6 +52,9 @@ class Registry:
     def replace_processors(self, processors: dict[str, PreparedProcessor]) -> None:
         self._processors = dict(processors)
 
+    def processor_runtimes(self) -> set[str]:
+        return {processor.runtime for processor in self._processors.values()}
+
     @property
     def processor_count(self) -> int:
         return len(self._processors)

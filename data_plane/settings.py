@@ -11,6 +11,7 @@ from data_plane.host.network_policy import NetworkPolicy
 from shared.settings import SettingError, env_int, env_str
 
 MIB = 1 << 20
+BUILT_JS_ENGINE = Path(__file__).resolve().parent.parent / "build" / "quickjs" / "ffaas-js.wizer.wasm"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Settings:
     outbound_timeout_ms: int = 10_000
     max_outbound_response_bytes: int = 10 * MIB
     v8_warm_contexts: int = 4
+    js_engine_wasm: Path = BUILT_JS_ENGINE
     log_level: str = "info"
 
     @property
@@ -77,6 +79,7 @@ class Settings:
                 environ, "FFAAS_MAX_OUTBOUND_RESPONSE_BYTES", cls.max_outbound_response_bytes
             ),
             v8_warm_contexts=env_int(environ, "FFAAS_V8_WARM_CONTEXTS", cls.v8_warm_contexts, minimum=1),
+            js_engine_wasm=Path(env_str(environ, "FFAAS_JS_ENGINE_WASM", str(cls.js_engine_wasm))),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
         )
 

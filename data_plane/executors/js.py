@@ -1,19 +1,28 @@
-"""Processors on embedded V8: the fh-http contract of SPEC.md ("JavaScript / TypeScript processors").
+"""Processors: the fh-http contract of SPEC.md ("JavaScript / TypeScript processors") on either runtime.
 
-Each run gets a fresh V8 context (see `runtime.v8`) holding the prelude
-(`js_prelude.js`), the processor's JavaScript and one call of `__ffaas_run`.
-Logs and outbound requests are recorded in the conversation as they happen;
-outbound requests go through the `host.outbound_http` capability (network
-policy, timeout, size cap).  Guest failures become `ServiceError`s whose
-messages hold the processor's own error line; stacks go to `error_detail`.
+- `runtime: "v8"`: each run gets a fresh V8 context (see `runtime.v8`) holding the prelude
+  (`js_prelude.js`), the processor's JavaScript and one call of `__ffaas_run`.  JS never runs on
+  the event loop; host calls come back to it.
+- `runtime: "wasm"`: each run is a fresh instance of the ffaas-js engine (quickjs-ng compiled to
+  WebAssembly, `runtime.quickjs_wasm`) on a worker thread, under the endpoints' limits; the same
+  prelude is built into the engine.
+
+Both runtimes produce the same result JSON and go through the same response rules
+(`js_response`).  Logs and outbound requests are recorded in the conversation as they happen
+(`js_host`); outbound requests go through the `host.outbound_http` capability (network policy,
+timeout, size cap).  Guest failures become `ServiceError`s whose messages hold the processor's own
+error line; stacks go to `error_detail`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +30,29 @@ from py_mini_racer import JSEvalException, JSOOMException, JSParseException, JSP
 
 from data_plane.conversation import Conversation
 from data_plane.executors.guest_response import GuestResponse
+from data_plane.executors.js_host import RunHost, ThreadedHost
 from data_plane.executors.js_response import response_from_result
-from data_plane.host.outbound_http import OutboundError, OutboundHttp
+from data_plane.host.outbound_http import OutboundHttp
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor
+from data_plane.runtime.quickjs_wasm import EngineUnavailable, QuickJsRun, QuickJsWasm
 from data_plane.runtime.v8 import Prepare, V8Context, V8Runtime
+from data_plane.runtime.wasm import Outcome, RunLimits
 from shared.conversations import captured_body, headers_payload
 from shared.errors import GuestError, GuestTimeout, ServiceError
 
-PRELUDE_TEMPLATE = (Path(__file__).with_name("js_prelude.js")).read_text()
+PRELUDE = (Path(__file__).with_name("js_prelude.js")).read_text()
 MIB = 1 << 20
+STACK_EXHAUSTED = "RangeError: Maximum call stack size exceeded"
+
+QuickJsLoader = Callable[[], Awaitable[QuickJsWasm]]
+"""Gives the loaded wasm engine, or raises `EngineUnavailable` saying why runtime "wasm" cannot run."""
 
 
 @dataclass(frozen=True)
 class JsLimits:
     timeout_ms: int
-    max_heap_bytes: int
+    max_memory_bytes: int
     max_log_bytes: int
 
 
@@ -47,6 +63,15 @@ class JsRun:
     outcome: str
     detail: str | None
     elapsed_ms: float
+
+
+class JsFailure(Exception):
+    """A run that produced no result, in the executor's terms: the error to answer, the
+    conversation's outcome and its detail."""
+
+    def __init__(self, error: ServiceError, outcome: str, detail: str | None = None) -> None:
+        super().__init__(error.message)
+        self.error, self.outcome, self.detail = error, outcome, detail
 
 
 def request_object(incoming: IncomingRequest) -> dict[str, Any]:
@@ -62,16 +87,31 @@ def request_object(incoming: IncomingRequest) -> dict[str, Any]:
 
 
 class JsExecutor:
-    def __init__(self, v8: V8Runtime, outbound: OutboundHttp, limits: JsLimits) -> None:
+    def __init__(
+        self,
+        v8: V8Runtime,
+        quickjs: QuickJsLoader,
+        pool: ThreadPoolExecutor,
+        outbound: OutboundHttp,
+        limits: JsLimits,
+    ) -> None:
         self._v8 = v8
+        self._quickjs = quickjs
+        self._pool = pool
         self._outbound = outbound
         self.limits = limits
+        # The engine's own memory counts: the result is built in it, so it cannot outgrow it.
+        self._wasm_limits = RunLimits(
+            timeout_ms=limits.timeout_ms,
+            max_memory_bytes=limits.max_memory_bytes,
+            max_stdout_bytes=limits.max_memory_bytes,
+            max_stderr_bytes=4096,
+        )
 
     @staticmethod
-    def preparation(max_log_bytes: int) -> Prepare:
+    def preparation() -> Prepare:
         """What `V8Runtime` does to each context ahead of demand: expose the host functions (they
-        reach the run through `context.host`, a `_RunHost`) and evaluate the prelude."""
-        prelude = PRELUDE_TEMPLATE.replace("__FFAAS_MAX_LOG_BYTES__", str(max_log_bytes))
+        reach the run through `context.host`, a `RunHost`) and evaluate the prelude."""
 
         async def prepare(context: V8Context) -> None:
             async def log(text: Any) -> None:
@@ -82,7 +122,7 @@ class JsExecutor:
 
             await context.expose("__ffaas_log", log)
             await context.expose("__ffaas_dispatch", dispatch)
-            await context.evaluate(prelude)
+            await context.evaluate(PRELUDE)
 
         return prepare
 
@@ -96,72 +136,123 @@ class JsExecutor:
     ) -> JsRun:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        host = RunHost(conversation, self._outbound, self.limits.max_log_bytes)
+        request_json = json.dumps(request_object(incoming))
         try:
-            result = await asyncio.wait_for(
-                self._evaluate(processor, incoming, conversation, with_prelude),
-                self.limits.timeout_ms / 1000,
-            )
+            if processor.runtime == "wasm":
+                result = await self._evaluate_wasm(processor, request_json, with_prelude, host)
+            elif processor.runtime == "v8":
+                result = await self._evaluate_v8(processor, request_json, with_prelude, host)
+            else:
+                unknown = f"processor {processor.processor_id} has unknown runtime {processor.runtime!r}"
+                raise JsFailure(GuestError(unknown), "unsupported_runtime")
             response = response_from_result(json.loads(result), incoming.body)
             return JsRun(response, None, "completed", None, (loop.time() - started) * 1000)
-        except Exception as exc:  # every guest failure, translated at this boundary
-            error, outcome, detail = self._translate(exc)
-            return JsRun(None, error, outcome, detail, (loop.time() - started) * 1000)
+        except JsFailure as failure:
+            return JsRun(None, failure.error, failure.outcome, failure.detail, (loop.time() - started) * 1000)
+        except ServiceError as exc:  # the result broke the response rules
+            return JsRun(None, exc, "invalid_response", None, (loop.time() - started) * 1000)
 
-    async def _evaluate(
-        self,
-        processor: PreparedProcessor,
-        incoming: IncomingRequest,
-        conversation: Conversation,
-        with_prelude: bool,
+    async def _evaluate_v8(
+        self, processor: PreparedProcessor, request_json: str, with_prelude: bool, host: RunHost
     ) -> str:
-        async with self._v8.fresh_context() as context:
-            context.host = _RunHost(conversation, self._outbound)
-            call = f"__ffaas_run({json.dumps(request_object(incoming))}, {json.dumps(with_prelude)})"
-            # One evaluation for the code and the call (each costs a trip to V8's thread); the call
-            # comes last, so line numbers in the processor's errors are its own.
-            result = await context.evaluate(f"{processor.source}\n;{call}")
+        try:
+            result = await asyncio.wait_for(
+                self._evaluate_in_context(processor.source, request_json, with_prelude, host),
+                self.limits.timeout_ms / 1000,
+            )
+        except TimeoutError:
+            raise self._timed_out() from None
+        except JSOOMException as exc:
+            raise self._out_of_memory("heap", str(exc)) from None
+        except JSParseException as exc:
+            raise self._syntax_error(_error_line(str(exc)), str(exc)) from None
+        except (JSEvalException, JSPromiseError) as exc:
+            raise self._threw(_error_line(str(exc)), str(exc)) from None
         if not isinstance(result, str):
-            raise GuestError("the processor's run did not produce a result")
+            raise JsFailure(GuestError("the processor's run did not produce a result"), "threw")
         return result
 
-    def _translate(self, exc: Exception) -> tuple[ServiceError, str, str | None]:
-        limits = self.limits
-        if isinstance(exc, TimeoutError):
-            return (
-                GuestTimeout(f"run exceeded {limits.timeout_ms} ms (FFAAS_RUN_TIMEOUT_MS)"),
-                "timed_out",
-                None,
-            )
-        if isinstance(exc, JSOOMException):
-            heap_mib = limits.max_heap_bytes / MIB
-            message = f"run exceeded its heap limit of {heap_mib:.1f} MiB (FFAAS_MAX_MEMORY_BYTES)"
-            return GuestError(message), "out_of_memory", str(exc)
-        if isinstance(exc, JSParseException):
-            return (
-                GuestError(f"the processor's code does not parse: {_error_line(str(exc))}"),
-                "syntax_error",
-                str(exc),
-            )
-        if isinstance(exc, JSEvalException | JSPromiseError):
-            return GuestError(f"the processor failed: {_error_line(str(exc))}"), "threw", str(exc)
-        if isinstance(exc, ServiceError):
-            return exc, "invalid_response", None
-        raise exc
+    async def _evaluate_in_context(
+        self, source: str, request_json: str, with_prelude: bool, host: RunHost
+    ) -> Any:
+        async with self._v8.fresh_context() as context:
+            context.host = host
+            call = f"__ffaas_run({request_json}, {json.dumps(with_prelude)})"
+            # One evaluation for the code and the call (each costs a trip to V8's thread); the call
+            # comes last, so line numbers in the processor's errors are its own.
+            return await context.evaluate(f"{source}\n;{call}")
 
+    async def _evaluate_wasm(
+        self, processor: PreparedProcessor, request_json: str, with_prelude: bool, host: RunHost
+    ) -> str:
+        try:
+            engine = await self._quickjs()
+        except EngineUnavailable as exc:
+            raise JsFailure(GuestError(str(exc)), "runtime_unavailable") from None
+        loop = asyncio.get_running_loop()
+        threaded = ThreadedHost(host, loop, time.monotonic() + self.limits.timeout_ms / 1000)
+        call = partial(
+            engine.run,
+            processor.source,
+            request_json,
+            with_prelude=with_prelude,
+            host=threaded,
+            limits=self._wasm_limits,
+        )
+        try:
+            run = await loop.run_in_executor(self._pool, call)
+        finally:
+            await threaded.finish()
+        if threaded.deadline_passed:
+            raise self._timed_out()
+        return self._wasm_result(run)
 
-def _header_pairs(headers: Any) -> list[tuple[str, str]]:
-    """Headers as JS code gives them: `{name: value}`, `{name: [values]}` or `[[name, value], ...]`."""
-    if isinstance(headers, dict):
-        items = [
-            (name, value)
-            for name, values in headers.items()
-            for value in (values if isinstance(values, list) else [values])
-        ]
-    elif isinstance(headers, list):
-        items = [(pair[0], pair[1]) for pair in headers if isinstance(pair, list) and len(pair) == 2]
-    else:
-        items = []
-    return [(str(name), str(value)) for name, value in items]
+    def _wasm_result(self, run: QuickJsRun) -> str:
+        if run.result is not None:
+            return run.result
+        if run.error is not None:
+            kind, message = run.error.get("kind"), str(run.error.get("message"))
+            detail = "\n".join(part for part in (message, run.error.get("stack")) if part)
+            if kind == "syntax_error":
+                raise self._syntax_error(message, detail)
+            if kind == "out_of_memory":
+                raise self._out_of_memory("memory", detail)
+            if kind in ("threw", "never_settled"):
+                raise self._threw(message, detail, kind)
+            raise JsFailure(GuestError(f"the JavaScript engine failed: {message}"), "engine_error", detail)
+        command = run.command
+        match command.outcome:
+            case Outcome.TIMED_OUT:
+                raise self._timed_out()
+            case Outcome.OUT_OF_MEMORY:
+                raise self._out_of_memory("memory", command.detail)
+            case Outcome.TRAPPED if "call stack exhausted" in command.detail:
+                raise self._threw(STACK_EXHAUSTED, command.detail)
+        stderr = command.stderr.decode(errors="replace").strip()
+        reason = stderr or (command.detail.strip().splitlines() or ["no detail"])[-1].strip()
+        raise JsFailure(
+            GuestError(f"the JavaScript engine failed ({command.outcome}): {reason}"),
+            "engine_error",
+            command.detail or stderr,
+        )
+
+    def _timed_out(self) -> JsFailure:
+        message = f"run exceeded {self.limits.timeout_ms} ms (FFAAS_RUN_TIMEOUT_MS)"
+        return JsFailure(GuestTimeout(message), "timed_out")
+
+    def _out_of_memory(self, what: str, detail: str) -> JsFailure:
+        limit_mib = self.limits.max_memory_bytes / MIB
+        message = f"run exceeded its {what} limit of {limit_mib:.1f} MiB (FFAAS_MAX_MEMORY_BYTES)"
+        return JsFailure(GuestError(message), "out_of_memory", detail)
+
+    @staticmethod
+    def _syntax_error(line: str, detail: str) -> JsFailure:
+        return JsFailure(GuestError(f"the processor's code does not parse: {line}"), "syntax_error", detail)
+
+    @staticmethod
+    def _threw(line: str, detail: str, outcome: str = "threw") -> JsFailure:
+        return JsFailure(GuestError(f"the processor failed: {line}"), outcome, detail)
 
 
 def _error_line(text: str) -> str:
@@ -176,37 +267,3 @@ def _error_line(text: str) -> str:
             return line
     first = lines[0] if lines else "unknown error"
     return first.split(": ", 1)[1] if first.startswith("<anonymous>:") and ": " in first else first
-
-
-class _RunHost:
-    """The host functions of one run: logs and outbound requests, recorded in its conversation."""
-
-    def __init__(self, conversation: Conversation, outbound: OutboundHttp) -> None:
-        self._conversation = conversation
-        self._outbound = outbound
-        self._requests = itertools.count(1)
-
-    def log(self, text: Any) -> None:
-        self._conversation.log(str(text))
-
-    async def dispatch(self, request_json: Any) -> str:
-        request = json.loads(str(request_json))
-        url, method = request["url"], request["method"].upper()
-        headers = _header_pairs(request.get("headers"))
-        body = b"" if request.get("body") is None else str(request["body"]).encode()
-        conversation = self._conversation
-        item = conversation.outbound_request(
-            inc=next(self._requests), method=method, url=url, headers=headers, body=body
-        )
-        try:
-            answer = await self._outbound.send(url, method=method, headers=headers, body=body or None)
-        except OutboundError as exc:
-            conversation.outbound_failure(item, str(exc))
-            return json.dumps({"error": str(exc)})
-        conversation.outbound_response(item, status=answer.status, headers=answer.headers, body=answer.body)
-        response = {
-            "code": answer.status,
-            "headers": headers_payload(answer.headers),
-            "body": captured_body(answer.body, len(answer.body))["body"],
-        }
-        return json.dumps({"response": response})

@@ -5,13 +5,12 @@
 //   __ffaas_dispatch(json)      -> Promise<json>: sends an outbound request, records it
 // Defines `console` for every run, and `__ffaas_run(request, withPrelude)`, which calls the
 // processor's `main` (with `fh` when withPrelude) and returns what the executor needs as JSON.
+// Evaluated by both runtimes: V8 (`executors/js.py`) and quickjs in wasm (`engines/quickjs/ffaas_js.c`
+// embeds this file), where `__ffaas_dispatch` returns the answer itself rather than a Promise.
 (() => {
   const host = { log: globalThis.__ffaas_log, dispatch: globalThis.__ffaas_dispatch };
   delete globalThis.__ffaas_log;
   delete globalThis.__ffaas_dispatch;
-  const maxLogBytes = __FFAAS_MAX_LOG_BYTES__;
-  let loggedBytes = 0;
-  let logsCut = false;
 
   const show = (value) => {
     if (typeof value === "string") return value;
@@ -24,16 +23,9 @@
     }
   };
 
+  // The host counts what is logged and cuts it at FFAAS_MAX_LOG_BYTES.
   const log = (...values) => {
-    if (logsCut) return;
-    const text = values.map(show).join(" ");
-    loggedBytes += text.length;
-    if (loggedBytes > maxLogBytes) {
-      logsCut = true;
-      host.log(`[ffaas] logs cut at ${maxLogBytes} bytes (FFAAS_MAX_LOG_BYTES)`);
-      return;
-    }
-    host.log(text);
+    host.log(values.map(show).join(" "));
   };
   const console = { log, info: log, warn: log, error: log, debug: log, trace: log };
   Object.defineProperty(globalThis, "console", { value: console, writable: true, configurable: true });

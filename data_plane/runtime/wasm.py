@@ -132,11 +132,16 @@ class WasmRuntime:
     def __init__(self, *, max_concurrent_runs: int, max_memory_bytes: int) -> None:
         self.engine = wasmtime.Engine(engine_config(max_concurrent_runs, max_memory_bytes))
         self.fingerprint = engine_fingerprint(max_memory_bytes)
-        self.linker = wasmtime.Linker(self.engine)
-        self.linker.define_wasi()
+        self.linker = self.new_linker()
         self.captures = OutputCaptures()
         self._ticker = _EpochTicker(self)
         self._ticker.start()
+
+    def new_linker(self) -> wasmtime.Linker:
+        """A linker with WASI defined, for guests that get more host functions than WASI's."""
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        return linker
 
     def compile(self, wasm: bytes) -> wasmtime.Module:
         return wasmtime.Module(self.engine, wasm)
@@ -149,8 +154,10 @@ class WasmRuntime:
         env: Sequence[tuple[str, str]],
         stdin: bytes,
         limits: RunLimits,
+        linker: wasmtime.Linker | None = None,
     ) -> CommandResult:
-        """Run `module`'s `_start` once with the given stdin, argv and environment."""
+        """Run `module`'s `_start` once with the given stdin, argv and environment; `linker`
+        (from `new_linker`) when the guest imports more than WASI."""
         capture = self.captures.open(limits.max_stdout_bytes, limits.max_stderr_bytes)
         wasi = wasmtime.WasiConfig()
         _set_argv_and_env(wasi, argv, env)
@@ -167,7 +174,7 @@ class WasmRuntime:
         started = time.perf_counter()
         with capture:
             try:
-                instance = self.linker.instantiate(store, module)
+                instance = (linker or self.linker).instantiate(store, module)
                 start = instance.exports(store)["_start"]
                 assert isinstance(start, wasmtime.Func)
                 start(store)

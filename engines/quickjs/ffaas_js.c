@@ -1,0 +1,259 @@
+/*
+ * ffaas-js: the JavaScript engine of `runtime: "wasm"` processors, a WASI preview1 command.
+ *
+ * quickjs-ng compiled to wasm32-wasi, plus the FFAAS processor prelude (the same
+ * `js_prelude.js` the V8 runtime evaluates, embedded at build time).  One process
+ * of this program is one run:
+ *
+ *   argv   ffaas-js <with_prelude: 0|1>
+ *   stdin  <decimal length of the code>\n<the processor's JavaScript><the request object as JSON>
+ *   stdout R<the result JSON of __ffaas_run>              when main() settled with a value
+ *          E{"kind", "message", "stack"}                  when it did not; kind is one of
+ *                                                         syntax_error, threw, out_of_memory,
+ *                                                         never_settled, bad_input
+ *
+ * Host functions (module "ffaas"), the only way out of the sandbox:
+ *   log(ptr, len)              record a log line
+ *   dispatch(ptr, len) -> n    send an outbound request (JSON, see js_prelude.js); blocks until
+ *                              the answer (JSON, n bytes) is ready
+ *   take_answer(ptr)           copy that answer into the guest's buffer at ptr
+ *
+ * Pre-initialisation: `wizer-initialize` builds the runtime and context and evaluates the
+ * prelude; a module snapshotted after it (wizer) starts every run from that state.  Without
+ * a snapshot, main() does the same work first.  Either way each run is a fresh instance, so
+ * nothing a processor does can outlive its run.
+ *
+ * Limits come from the host: linear memory is capped (a refused memory.grow surfaces as
+ * quickjs's "out of memory"), time by epoch interruption.  JS recursion is bounded by
+ * JS_STACK_BYTES below the shadow stack, which the linker places first (--stack-first) so
+ * that an overflow traps instead of overwriting data.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The shadow stack pointer.  quickjs measures its stack with __builtin_frame_address(0), which
+ * is 0 on wasm32, so its recursion check never fired; this gives it the real position. */
+static inline uintptr_t ffaas_stack_pointer(void) {
+    uintptr_t pointer;
+    __asm__ volatile("global.get __stack_pointer\n\tlocal.set %0" : "=r"(pointer));
+    return pointer;
+}
+#define __builtin_frame_address(level) ((void *)ffaas_stack_pointer())
+
+/* quickjs.c is compiled as part of this file, unmodified, for the stack pointer above and so that
+ * each run can reseed the context's Math.random state, which a snapshot would otherwise fix. */
+#include "quickjs.c"
+
+#ifndef JS_STACK_BYTES
+#define JS_STACK_BYTES (256 * 1024) /* must stay below the linker's -z stack-size (512 KiB) */
+#endif
+
+__attribute__((import_module("ffaas"), import_name("log"))) extern void host_log(const char *text,
+                                                                                 size_t length);
+__attribute__((import_module("ffaas"), import_name("dispatch"))) extern uint32_t
+host_dispatch(const char *request, size_t length);
+__attribute__((import_module("ffaas"), import_name("take_answer"))) extern void
+host_take_answer(char *buffer);
+
+static const char prelude[] = {
+#embed "js_prelude.js"
+    , 0};
+
+static JSRuntime *runtime;
+static JSContext *context;
+static JSValue run_function;
+
+static JSValue js_host_log(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    size_t length;
+    const char *text = JS_ToCStringLen(ctx, &length, argc > 0 ? argv[0] : JS_UNDEFINED);
+    if (!text) return JS_EXCEPTION;
+    host_log(text, length);
+    JS_FreeCString(ctx, text);
+    return JS_UNDEFINED;
+}
+
+static JSValue js_host_dispatch(JSContext *ctx, JSValueConst this_val, int argc,
+                                JSValueConst *argv) {
+    (void)this_val;
+    size_t length;
+    const char *request = JS_ToCStringLen(ctx, &length, argc > 0 ? argv[0] : JS_UNDEFINED);
+    if (!request) return JS_EXCEPTION;
+    uint32_t answer_length = host_dispatch(request, length);
+    JS_FreeCString(ctx, request);
+    char *answer = malloc(answer_length + 1);
+    if (!answer) return JS_ThrowOutOfMemory(ctx);
+    host_take_answer(answer);
+    JSValue value = JS_NewStringLen(ctx, answer, answer_length);
+    free(answer);
+    return value;
+}
+
+static void fail(const char *message) {
+    fprintf(stderr, "ffaas-js: %s\n", message);
+    exit(70);
+}
+
+static void initialize(void) {
+    runtime = JS_NewRuntime();
+    if (!runtime) fail("cannot create the JavaScript runtime");
+    JS_SetMaxStackSize(runtime, JS_STACK_BYTES);
+    context = JS_NewContext(runtime);
+    if (!context) fail("cannot create the JavaScript context");
+    JSValue global = JS_GetGlobalObject(context);
+    JS_SetPropertyStr(context, global, "__ffaas_log",
+                      JS_NewCFunction(context, js_host_log, "__ffaas_log", 1));
+    JS_SetPropertyStr(context, global, "__ffaas_dispatch",
+                      JS_NewCFunction(context, js_host_dispatch, "__ffaas_dispatch", 1));
+    JSValue done = JS_Eval(context, prelude, sizeof prelude - 1, "ffaas-prelude.js",
+                           JS_EVAL_TYPE_GLOBAL);
+    if (JS_IsException(done)) fail("the prelude does not evaluate");
+    JS_FreeValue(context, done);
+    run_function = JS_GetPropertyStr(context, global, "__ffaas_run");
+    JS_FreeValue(context, global);
+    if (!JS_IsFunction(context, run_function)) fail("the prelude defines no __ffaas_run");
+}
+
+extern void __wasm_call_ctors(void);
+
+__attribute__((export_name("wizer-initialize"))) void wizer_initialize(void) {
+    __wasm_call_ctors();
+    initialize();
+}
+
+static char *read_stdin(size_t *length) {
+    size_t capacity = 1 << 16, used = 0;
+    char *buffer = malloc(capacity + 1);
+    for (;;) {
+        if (!buffer) return NULL;
+        ssize_t got = read(0, buffer + used, capacity - used);
+        if (got < 0) return NULL;
+        if (got == 0) break;
+        used += (size_t)got;
+        if (used == capacity) {
+            capacity *= 2;
+            buffer = realloc(buffer, capacity + 1);
+        }
+    }
+    buffer[used] = 0;
+    *length = used;
+    return buffer;
+}
+
+static void write_all(const char *data, size_t length) {
+    while (length > 0) {
+        ssize_t wrote = write(1, data, length);
+        if (wrote <= 0) exit(71);
+        data += wrote;
+        length -= (size_t)wrote;
+    }
+}
+
+/* E{"kind":..., "message":..., "stack":...}: built in JS so that the strings are escaped right. */
+static int report_error(const char *kind, JSValue error) {
+    JSValue report = JS_NewObject(context);
+    const char *message = NULL;
+    if (JS_IsError(error)) {
+        JSValue stack = JS_GetPropertyStr(context, error, "stack");
+        JS_SetPropertyStr(context, report, "stack", stack);
+        JSValue name = JS_GetPropertyStr(context, error, "name");
+        const char *name_text = JS_ToCString(context, name);
+        if (name_text && strcmp(name_text, "InternalError") == 0) {
+            JSValue text = JS_GetPropertyStr(context, error, "message");
+            const char *message_text = JS_ToCString(context, text);
+            if (message_text && strcmp(message_text, "out of memory") == 0) kind = "out_of_memory";
+            JS_FreeCString(context, message_text);
+            JS_FreeValue(context, text);
+        }
+        JS_FreeCString(context, name_text);
+        JS_FreeValue(context, name);
+    }
+    message = JS_ToCString(context, error);
+    JS_SetPropertyStr(context, report, "kind", JS_NewString(context, kind));
+    JS_SetPropertyStr(context, report, "message",
+                      JS_NewString(context, message ? message : "unknown error"));
+    JS_FreeCString(context, message);
+    JSValue json = JS_JSONStringify(context, report, JS_UNDEFINED, JS_UNDEFINED);
+    size_t length;
+    const char *text = JS_ToCStringLen(context, &length, json);
+    write_all("E", 1);
+    if (text) {
+        write_all(text, length);
+    } else {
+        /* Even the report could not be built (memory): say so in the fixed form. */
+        static const char fallback[] = "{\"kind\":\"out_of_memory\",\"message\":\"out of memory\"}";
+        write_all(fallback, sizeof fallback - 1);
+    }
+    return 0;
+}
+
+static int report_exception(const char *kind) {
+    return report_error(kind, JS_GetException(context));
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) fail("usage: ffaas-js <with_prelude: 0|1>");
+    if (!runtime) initialize();
+    JS_UpdateStackTop(runtime);
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof seed) != 0 || seed == 0) seed = (uint64_t)js__gettimeofday_us() | 1;
+    context->random_state = seed;
+    size_t input_length;
+    char *input = read_stdin(&input_length);
+    if (!input) fail("cannot read stdin");
+    char *end;
+    unsigned long code_length = strtoul(input, &end, 10);
+    if (*end != '\n' || code_length > input_length - (size_t)(end + 1 - input)) {
+        return report_error("bad_input", JS_NewString(context, "malformed run input"));
+    }
+    char *code = end + 1;
+    char *request_json = code + code_length;
+    size_t request_length = input_length - (size_t)(request_json - input);
+    /* JS_Eval needs a terminating NUL; the request JSON keeps its own (read_stdin's). */
+    char *code_copy = malloc(code_length + 1);
+    if (!code_copy) fail("out of memory before the run");
+    memcpy(code_copy, code, code_length);
+    code_copy[code_length] = 0;
+
+    JSValue compiled = JS_Eval(context, code_copy, code_length, "processor.js",
+                               JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
+    free(code_copy);
+    if (JS_IsException(compiled)) return report_exception("syntax_error");
+    JSValue evaluated = JS_EvalFunction(context, compiled);
+    if (JS_IsException(evaluated)) return report_exception("threw");
+    JS_FreeValue(context, evaluated);
+
+    JSValue request = JS_ParseJSON(context, request_json, request_length, "request");
+    if (JS_IsException(request)) return report_exception("bad_input");
+    JSValue arguments[2] = {request, JS_NewBool(context, strcmp(argv[1], "1") == 0)};
+    JSValue promise = JS_Call(context, run_function, JS_UNDEFINED, 2, arguments);
+    JS_FreeValue(context, request);
+    if (JS_IsException(promise)) return report_exception("threw");
+    for (;;) {
+        JSContext *job_context;
+        int ran = JS_ExecutePendingJob(runtime, &job_context);
+        if (ran == 0) break;
+        if (ran < 0) return report_exception("threw");
+    }
+    switch (JS_PromiseState(context, promise)) {
+    case JS_PROMISE_FULFILLED: {
+        JSValue result = JS_PromiseResult(context, promise);
+        size_t length;
+        const char *text = JS_ToCStringLen(context, &length, result);
+        if (!text) return report_exception("threw");
+        write_all("R", 1);
+        write_all(text, length);
+        return 0;
+    }
+    case JS_PROMISE_REJECTED:
+        return report_error("threw", JS_PromiseResult(context, promise));
+    default:
+        return report_error(
+            "never_settled",
+            JS_NewString(context, "main() never settled: it awaits something that cannot "
+                                  "happen in a processor (timers and other I/O do not exist here)"));
+    }
+}
