@@ -15,9 +15,9 @@ BENCH_PACKAGES := wrk
 REDIS_PORT ?= 6379
 export FFAAS_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install system-packages node-deps python-deps examples up down status test bench lint clean
+.PHONY: install system-packages node-deps python-deps examples engines up down status test bench lint clean
 
-install: system-packages node-deps python-deps examples
+install: system-packages node-deps python-deps examples engines
 
 # Debian packages, installed only when missing (apt-get update runs only then).
 system-packages:
@@ -51,6 +51,11 @@ $(VENV)/.installed: pyproject.toml
 
 examples: system-packages
 	$(MAKE) -s -C examples
+
+# ffaas-js, the JavaScript engine of runtime "wasm" processors: quickjs-ng's sources (PyPI sdist,
+# pinned) compiled with clang-19, pre-initialised with wizer (npm).  See engines/quickjs/Makefile.
+engines: system-packages node-deps python-deps
+	$(MAKE) -s -C engines/quickjs PIP="$(abspath $(BIN))/pip"
 
 # Start Redis (unless one answers on REDIS_PORT) and both planes in the background.
 up: install

@@ -1,6 +1,7 @@
-"""Processors on runtime v8 against Cloudflare's workerd serving the same handlers, measured with wrk.
+"""Processors on both runtimes (v8, and quickjs in the wasm sandbox) against Cloudflare's workerd
+serving the same handlers, measured with wrk.
 
-Two FFAAS processors (code in `bench/handlers/`):
+Two FFAAS processors, each saved once per runtime (code in `bench/handlers/`):
 - `hello_processor.js` through `/processor/<id>/run`: `main(request)` returns the hello text;
 - `logs_processor.js` through `/processor/<id>/run_with_prelude`: two `fh.log` calls (two log
   items in the conversation), then a JSON response.
@@ -29,20 +30,32 @@ from bench.conversations import wait_until_ingested
 from bench.database import ConversationFile
 from bench.load import CONVERSATION_HEADER
 from bench.results import ThroughputRow
-from bench.system import SystemUnderTestError
+from bench.system import System, SystemUnderTestError
 from bench.wrk import WrkError, run_wrk, wrk_missing
 
 PROCESSORS = "processors"
 V8_HELLO = "v8 hello /run"
 V8_LOGS = "v8 log+json /run_with_prelude"
+WASM_HELLO = "wasm hello /run"
+WASM_LOGS = "wasm log+json /run_with_prelude"
 WORKERD_HELLO = "workerd hello"
 WORKERD_LOGS = "workerd log+json"
+FFAAS_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    (V8_HELLO, "v8", "hello_processor.js", "run"),
+    (WASM_HELLO, "wasm", "hello_processor.js", "run"),
+    (V8_LOGS, "v8", "logs_processor.js", "run_with_prelude"),
+    (WASM_LOGS, "wasm", "logs_processor.js", "run_with_prelude"),
+)
+"""(row, runtime, handler file, entry point) of every FFAAS row."""
 PAIRS: tuple[tuple[str, str, str], ...] = (
     ("hello", V8_HELLO, WORKERD_HELLO),
+    ("hello", WASM_HELLO, WORKERD_HELLO),
     ("log+json", V8_LOGS, WORKERD_LOGS),
+    ("log+json", WASM_LOGS, WORKERD_LOGS),
 )
 """(what, FFAAS row, workerd row) compared by the FFAAS/workerd ratio, in table order."""
-ROW_ORDER: tuple[str, ...] = (V8_HELLO, WORKERD_HELLO, V8_LOGS, WORKERD_LOGS)
+ROW_ORDER: tuple[str, ...] = (V8_HELLO, WASM_HELLO, WORKERD_HELLO, V8_LOGS, WASM_LOGS, WORKERD_LOGS)
+FFAAS_TARGETS = [row for row, *_ in FFAAS_ROWS]
 
 HELLO_BODY = b"Hello, world!\n"
 LOGS_BODY = {"ok": True, "method": "GET"}
@@ -57,7 +70,8 @@ def handler_code(name: str) -> str:
 
 
 def measure_processors(ctx: Context) -> None:
-    """The v8 processor rows and the workerd rows at each concurrency (see the module docstring)."""
+    """The processor rows of both runtimes and the workerd rows at each concurrency (see the module
+    docstring)."""
     connections, results = ctx.options.connections, ctx.results
     missing = wrk_missing()
     if missing is not None:
@@ -69,7 +83,7 @@ def measure_processors(ctx: Context) -> None:
         ffaas = _create_processors(ctx)
     except (ScenarioError, SystemUnderTestError, OSError) as exc:
         results.problems.append(f"{PROCESSORS}: FFAAS processors not measured: {exc}")
-        results.skip_rows([V8_HELLO, V8_LOGS], connections, f"processors not ready: {exc}")
+        results.skip_rows(FFAAS_TARGETS, connections, f"processors not ready: {exc}")
 
     _settle(ctx)
     try:
@@ -105,14 +119,11 @@ def _create_processors(ctx: Context) -> dict[str, str]:
         system.ensure_planes()
     control, data = system.url("control_plane"), system.url("data_plane")
     urls = {}
-    for target, name, route in (
-        (V8_HELLO, "hello_processor.js", "run"),
-        (V8_LOGS, "logs_processor.js", "run_with_prelude"),
-    ):
+    for target, runtime, name, route in FFAAS_ROWS:
         document = {
-            "name": f"bench-{Path(name).stem}",
+            "name": f"bench-{Path(name).stem}-{runtime}",
             "language": "js",
-            "runtime": "v8",
+            "runtime": runtime,
             "code": handler_code(name),
         }
         created = post_json(control, "/admin/processor", document, system.admin_headers)
@@ -122,28 +133,36 @@ def _create_processors(ctx: Context) -> dict[str, str]:
             )
         urls[target] = f"{data}/processor/{created.json()['id']}/{route}"
     ctx.say("checking one run of each processor")
-    hello = request(data, "GET", _path(urls[V8_HELLO]))
-    _check_answer(V8_HELLO, hello, HELLO_BODY, "text/plain")
-    logs = request(data, "GET", _path(urls[V8_LOGS]))
-    _check_answer(V8_LOGS, logs, None, "application/json")
+    for hello_target in (V8_HELLO, WASM_HELLO):
+        hello = request(data, "GET", _path(urls[hello_target]))
+        _check_answer(hello_target, hello, HELLO_BODY, "text/plain")
+    for logs_target in (V8_LOGS, WASM_LOGS):
+        _check_logs(system, logs_target, request(data, "GET", _path(urls[logs_target])))
+    return urls
+
+
+def _check_logs(system: System, target: str, logs: Response) -> None:
+    """The log+json answer, and the two log items of its run's conversation."""
+    _check_answer(target, logs, None, "application/json")
     conversation_id = logs.headers.get(CONVERSATION_HEADER)
     if conversation_id is None:
-        raise ScenarioError(f"{V8_LOGS}: no {CONVERSATION_HEADER} header in {sorted(logs.headers)}")
+        raise ScenarioError(f"{target}: no {CONVERSATION_HEADER} header in {sorted(logs.headers)}")
     items = request(
-        control, "GET", f"/conversation/{conversation_id}/audit_item", headers=system.admin_headers
+        system.url("control_plane"),
+        "GET",
+        f"/conversation/{conversation_id}/audit_item",
+        headers=system.admin_headers,
     )
     if items.status != 200:
-        raise ScenarioError(
-            f"{V8_LOGS}: GET /conversation/{conversation_id}/audit_item answered {items.status}"
-        )
+        path = f"/conversation/{conversation_id}/audit_item"
+        raise ScenarioError(f"{target}: GET {path} answered {items.status}")
     logged = [item["payload"] for item in items.json() if item.get("kind") == "log"]
     if len(logged) != len(LOG_LINES) or not all(
         str(text).startswith(line) for text, line in zip(logged, LOG_LINES, strict=True)
     ):
         raise ScenarioError(
-            f"{V8_LOGS}: expected log items starting {LOG_LINES}, the conversation has {logged}"
+            f"{target}: expected log items starting {LOG_LINES}, the conversation has {logged}"
         )
-    return urls
 
 
 def _check_workerd(started: workerd.Workerd) -> None:

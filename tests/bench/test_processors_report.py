@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import workerd
-from bench.processors import V8_HELLO, V8_LOGS, WORKERD_HELLO, WORKERD_LOGS
+from bench.processors import V8_HELLO, V8_LOGS, WASM_HELLO, WASM_LOGS, WORKERD_HELLO, WORKERD_LOGS
 from bench.report import format_report, processor_ratios, results_document, short_reason
 from bench.scenarios import Options, Results, ThroughputRow
 from bench.wrk import parse_wrk_output
@@ -29,8 +29,10 @@ def measured() -> Results:
             row(WORKERD_HELLO, BARE_C50, 20000),
             row(V8_HELLO, BARE_C1, 500),
             row(V8_HELLO, BARE_C50, 1000),
+            row(WASM_HELLO, BARE_C1, 2500),
             row(WORKERD_LOGS, BARE_C1, 4000),
             row(V8_LOGS, BARE_C1, 400),
+            row(WASM_LOGS, BARE_C1, 2000),
         ]
     )
 
@@ -39,13 +41,16 @@ def test_ratio_is_ffaas_over_workerd_for_each_pair_and_concurrency() -> None:
     results = measured()
     results.skip_rows([WORKERD_LOGS, V8_LOGS], (50,), "wrk is not installed: run `make install`")
 
-    found = {(r["handler"], r["connections"]): r for r in processor_ratios(results)}
+    found = {(r["ffaas"], r["connections"]): r for r in processor_ratios(results)}
 
-    assert found["hello", 1]["ffaas_over_workerd"] == pytest.approx(0.1)
-    assert found["hello", 50]["ffaas_over_workerd"] == pytest.approx(0.05)
-    assert found["log+json", 1]["ffaas_over_workerd"] == pytest.approx(0.1)
-    assert found["log+json", 50]["skipped"] == "wrk is not installed: run `make install`"
-    assert "ffaas_over_workerd" not in found["log+json", 50]
+    assert found[V8_HELLO, 1]["ffaas_over_workerd"] == pytest.approx(0.1)
+    assert found[V8_HELLO, 50]["ffaas_over_workerd"] == pytest.approx(0.05)
+    assert found[WASM_HELLO, 1]["ffaas_over_workerd"] == pytest.approx(0.5)
+    assert found[WASM_HELLO, 50]["skipped"] == "a row of the pair was not measured"
+    assert found[V8_LOGS, 1]["ffaas_over_workerd"] == pytest.approx(0.1)
+    assert found[WASM_LOGS, 1]["ffaas_over_workerd"] == pytest.approx(0.5)
+    assert found[V8_LOGS, 50]["skipped"] == "wrk is not installed: run `make install`"
+    assert "ffaas_over_workerd" not in found[V8_LOGS, 50]
 
 
 def test_skipped_workerd_rows_say_why_in_table_ratios_and_json() -> None:
@@ -70,13 +75,15 @@ def test_skipped_workerd_rows_say_why_in_table_ratios_and_json() -> None:
 def test_table_pairs_each_processor_with_its_workerd_row() -> None:
     lines = format_report(measured()).splitlines()
 
-    targets = [" ".join(line.split()[:2]) for line in lines[1:7]]
+    targets = [" ".join(line.split()[:2]) for line in lines[1:9]]
     assert targets == [
         "v8 hello",
         "v8 hello",
+        "wasm hello",
         "workerd hello",
         "workerd hello",
         "v8 log+json",
+        "wasm log+json",
         "workerd log+json",
     ]
 

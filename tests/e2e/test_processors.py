@@ -2,14 +2,15 @@
 
 The fh-http contract of SPEC.md ("JavaScript / TypeScript processors", "Conversations",
 "Audit items") over plain HTTP, with every process real: redis-server, the control plane
-(esbuild at save time), two data planes (V8) and a local HTTP server that outbound requests
+(esbuild at save time), two data planes and a local HTTP server that outbound requests
 reach. The module's cluster has
 
 - `allowing`: a data plane with FFAAS_OUTBOUND_ALLOW=127.0.0.1, so processors may call the
   local target server (link-local and private addresses stay denied);
 - `strict`: a data plane with the default deny (FFAAS_OUTBOUND_ALLOW empty);
 
-and FFAAS_RUN_TIMEOUT_MS=1000 for both, so a looping processor is stopped quickly.
+and FFAAS_RUN_TIMEOUT_MS=1000 for both, so a looping processor is stopped quickly.  Every run
+test runs once per runtime (`runtime`: V8, and quickjs in the wasm sandbox).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ ECHO_PRELUDE = """async function main(fh, request) {
 }"""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def target() -> Iterator[TargetServer]:
     with TargetServer() as server:
         yield server
@@ -69,12 +70,18 @@ def strict(cluster: Cluster) -> Plane:
     return cluster.data_planes[1]
 
 
-@pytest.fixture(scope="module")
-def echo_ids(cluster: Cluster) -> dict[bool, str]:
+@pytest.fixture(params=["v8", "wasm"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """The runs below happen once on each runtime: V8, and quickjs in the wasm sandbox."""
+    return str(request.param)
+
+
+@pytest.fixture
+def echo_ids(cluster: Cluster, runtime: str) -> dict[bool, str]:
     """The echo processor for `/run` (False) and for `/run_with_prelude` (True)."""
     return {
-        False: cluster.create_processor(ECHO_RUN, name="echo")["id"],
-        True: cluster.create_processor(ECHO_PRELUDE, name="echo with prelude")["id"],
+        False: cluster.create_processor(ECHO_RUN, name="echo", runtime=runtime)["id"],
+        True: cluster.create_processor(ECHO_PRELUDE, name="echo with prelude", runtime=runtime)["id"],
     }
 
 
@@ -266,6 +273,7 @@ ECHO_CASES = [
 @pytest.mark.parametrize("prelude", [False, True], ids=["run", "run_with_prelude"])
 @pytest.mark.parametrize(("method", "body", "content_type"), ECHO_CASES, ids=[case[0] for case in ECHO_CASES])
 def test_request_object_is_echoed_and_recorded_as_the_conversation(
+    runtime: str,
     cluster: Cluster,
     allowing: Plane,
     echo_ids: dict[bool, str],
@@ -336,14 +344,16 @@ def test_unknown_conversation_is_404(cluster: Cluster) -> None:
 # -- logs -----------------------------------------------------------------------------------------
 
 
-def test_logs_are_recorded_in_order_between_request_and_response(cluster: Cluster, allowing: Plane) -> None:
+def test_logs_are_recorded_in_order_between_request_and_response(
+    runtime: str, cluster: Cluster, allowing: Plane
+) -> None:
     code = """async function main(fh, request) {
       fh.log('first line');
       fh.log({second: 2, ok: true});
       console.log('from console', 3);
       return 'logged';
     }"""
-    processor = cluster.create_processor(code, name="logs")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="logs")
 
     response = cluster.run_processor(processor["id"], plane=allowing)
 
@@ -356,9 +366,11 @@ def test_logs_are_recorded_in_order_between_request_and_response(cluster: Cluste
     ]
 
 
-def test_console_log_is_recorded_without_the_prelude(cluster: Cluster, allowing: Plane) -> None:
+def test_console_log_is_recorded_without_the_prelude(runtime: str, cluster: Cluster, allowing: Plane) -> None:
     processor = cluster.create_processor(
-        "function main(request) { console.log('saw', request.method); return 'plain'; }", name="console"
+        runtime=runtime,
+        code="function main(request) { console.log('saw', request.method); return 'plain'; }",
+        name="console",
     )
 
     response = cluster.run_processor(processor["id"], plane=allowing, prelude=False, method="PATCH")
@@ -371,12 +383,12 @@ def test_console_log_is_recorded_without_the_prelude(cluster: Cluster, allowing:
 # -- JSON in and out -----------------------------------------------------------------------------
 
 
-def test_returned_object_becomes_a_json_body(cluster: Cluster, allowing: Plane) -> None:
+def test_returned_object_becomes_a_json_body(runtime: str, cluster: Cluster, allowing: Plane) -> None:
     code = """function main(request) {
       const input = JSON.parse(request.body);
       return {sum: input.a + input.b, echo: input, tags: ['x', 'y']};
     }"""
-    processor = cluster.create_processor(code, name="json")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="json")
     sent = {"a": 2, "b": 3, "name": "Zoë ☃", "nested": {"list": [1, None, True]}}
 
     response = cluster.run_processor(processor["id"], plane=allowing, prelude=False, method="POST", json=sent)
@@ -386,7 +398,9 @@ def test_returned_object_becomes_a_json_body(cluster: Cluster, allowing: Plane) 
     assert response.json() == {"sum": 5, "echo": sent, "tags": ["x", "y"]}
 
 
-def test_respond_with_sets_status_headers_and_json_body(cluster: Cluster, allowing: Plane) -> None:
+def test_respond_with_sets_status_headers_and_json_body(
+    runtime: str, cluster: Cluster, allowing: Plane
+) -> None:
     code = """async function main(fh, request) {
       const order = JSON.parse(request.body);
       fh.respond_with({
@@ -396,7 +410,7 @@ def test_respond_with_sets_status_headers_and_json_body(cluster: Cluster, allowi
         body: JSON.stringify({created: order.id, items: order.items.length}),
       });
     }"""
-    processor = cluster.create_processor(code, name="respond_with")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="respond_with")
 
     response = cluster.run_processor(
         processor["id"], plane=allowing, method="POST", json={"id": 17, "items": ["a", "b", "c"]}
@@ -411,9 +425,13 @@ def test_respond_with_sets_status_headers_and_json_body(cluster: Cluster, allowi
     assert final["headers"]["x-order"] == ["17"] and final["headers"]["set-cookie"] == ["a=1", "b=2"]
 
 
-def test_response_object_with_an_object_body_is_sent_as_json(cluster: Cluster, allowing: Plane) -> None:
+def test_response_object_with_an_object_body_is_sent_as_json(
+    runtime: str, cluster: Cluster, allowing: Plane
+) -> None:
     processor = cluster.create_processor(
-        "async function main(fh, r) { return {code: 202, body: {accepted: true, list: [1, 2]}}; }", name="202"
+        runtime=runtime,
+        code="async function main(fh, r) { return {code: 202, body: {accepted: true, list: [1, 2]}}; }",
+        name="202",
     )
 
     response = cluster.run_processor(processor["id"], plane=allowing)
@@ -427,7 +445,7 @@ def test_response_object_with_an_object_body_is_sent_as_json(cluster: Cluster, a
 
 
 def test_dispatch_really_sends_and_is_recorded_as_request_and_response_items(
-    cluster: Cluster, allowing: Plane, target: TargetServer
+    runtime: str, cluster: Cluster, allowing: Plane, target: TargetServer
 ) -> None:
     code = f"""async function main(fh, request) {{
       const answer = await fh.dispatch_request('{target.url}/hook?status=201&src=ffaas', {{
@@ -441,7 +459,7 @@ def test_dispatch_really_sends_and_is_recorded_as_request_and_response_items(
         target_body: JSON.parse(answer.body),
       }}}};
     }}"""
-    processor = cluster.create_processor(code, name="dispatch")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="dispatch")
 
     response = cluster.run_processor(processor["id"], plane=allowing, method="POST", content=b'{"order": 7}')
 
@@ -483,13 +501,13 @@ def test_dispatch_really_sends_and_is_recorded_as_request_and_response_items(
 
 
 def test_without_a_response_the_last_dispatched_body_is_returned(
-    cluster: Cluster, allowing: Plane, target: TargetServer
+    runtime: str, cluster: Cluster, allowing: Plane, target: TargetServer
 ) -> None:
     code = f"""async function main(fh, request) {{
       await fh.dispatch_request('{target.url}/first', {{method: 'PUT', body: 'one'}});
       await fh.dispatch_request('{target.url}/last');
     }}"""
-    processor = cluster.create_processor(code, name="default response")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="default response")
 
     response = cluster.run_processor(processor["id"], plane=allowing, method="POST", content=b"incoming")
 
@@ -505,7 +523,7 @@ def test_without_a_response_the_last_dispatched_body_is_returned(
 
 
 def test_typescript_webhook_relay_reshapes_and_forwards_the_payload(
-    cluster: Cluster, allowing: Plane, target: TargetServer
+    runtime: str, cluster: Cluster, allowing: Plane, target: TargetServer
 ) -> None:
     code = f"""
 interface Push {{
@@ -537,7 +555,7 @@ async function main(fh: any, request: {{ body: string }}): Promise<void> {{
   fh.respond_with({{ code: answer.code, headers, body: answer.body }});
 }}
 """
-    processor = cluster.create_processor(code, language="ts", name="relay")
+    processor = cluster.create_processor(runtime=runtime, code=code, language="ts", name="relay")
     push = {
         "ref": "refs/heads/main",
         "repository": {"full_name": "acme/rockets"},
@@ -563,7 +581,7 @@ async function main(fh: any, request: {{ body: string }}): Promise<void> {{
 
 
 def test_forbidden_targets_reject_the_dispatch_catchably_and_are_recorded(
-    cluster: Cluster, allowing: Plane, target: TargetServer
+    runtime: str, cluster: Cluster, allowing: Plane, target: TargetServer
 ) -> None:
     # Link-local (the cloud metadata service) and private addresses are denied even where loopback is allowed.
     urls = ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/internal", f"{target.url}/allowed"]
@@ -579,7 +597,7 @@ def test_forbidden_targets_reject_the_dispatch_catchably_and_are_recorded(
       }}
       return {{code: 200, body: outcomes}};
     }}"""
-    processor = cluster.create_processor(code, name="forbidden")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="forbidden")
 
     response = cluster.run_processor(processor["id"], plane=allowing)
 
@@ -605,10 +623,11 @@ def test_forbidden_targets_reject_the_dispatch_catchably_and_are_recorded(
 
 
 def test_loopback_is_denied_without_the_allow_list(
-    cluster: Cluster, strict: Plane, target: TargetServer
+    runtime: str, cluster: Cluster, strict: Plane, target: TargetServer
 ) -> None:
     caught = cluster.create_processor(
-        f"""async function main(fh, request) {{
+        runtime=runtime,
+        code=f"""async function main(fh, request) {{
           try {{ await fh.dispatch_request('{target.url}/strict-caught', {{method: 'POST', body: 'x'}}); }}
           catch (error) {{ return {{code: 200, body: {{refused: error.message}}}}; }}
           return 'reached';
@@ -616,7 +635,8 @@ def test_loopback_is_denied_without_the_allow_list(
         name="loopback caught",
     )
     uncaught = cluster.create_processor(
-        f"async function main(fh, r) {{\n  await fh.dispatch_request('{target.url}/strict-uncaught');\n}}",
+        runtime=runtime,
+        code=f"async function main(fh, r) {{ await fh.dispatch_request('{target.url}/strict-uncaught'); }}",
         name="loopback uncaught",
     )
 
@@ -643,14 +663,14 @@ def test_loopback_is_denied_without_the_allow_list(
 
 
 def test_thrown_error_is_500_with_its_line_and_the_stack_in_the_conversation(
-    cluster: Cluster, allowing: Plane
+    runtime: str, cluster: Cluster, allowing: Plane
 ) -> None:
     code = """async function main(fh, request) {
       fh.log('about to fail');
       const data = JSON.parse(request.body);
       throw new TypeError('bad input: ' + data.why);
     }"""
-    processor = cluster.create_processor(code, name="throws")
+    processor = cluster.create_processor(runtime=runtime, code=code, name="throws")
 
     response = cluster.run_processor(processor["id"], plane=allowing, method="POST", json={"why": "because"})
 
@@ -664,8 +684,12 @@ def test_thrown_error_is_500_with_its_line_and_the_stack_in_the_conversation(
     assert [(item["kind"], item["payload"]) for item in items[1:-1]] == [("log", "about to fail")]
 
 
-def test_error_response_is_recorded_as_the_bytes_sent(cluster: Cluster, allowing: Plane) -> None:
-    processor = cluster.create_processor("function main(r) { throw new Error('Zoë: no ☃ today'); }")
+def test_error_response_is_recorded_as_the_bytes_sent(
+    runtime: str, cluster: Cluster, allowing: Plane
+) -> None:
+    processor = cluster.create_processor(
+        runtime=runtime, code="function main(r) { throw new Error('Zoë: no ☃ today'); }"
+    )
 
     response = cluster.run_processor(processor["id"], plane=allowing, prelude=False)
 
@@ -675,8 +699,12 @@ def test_error_response_is_recorded_as_the_bytes_sent(cluster: Cluster, allowing
     assert final["headers"]["content-type"] == [response.headers["content-type"]]
 
 
-def test_property_of_undefined_is_500_naming_the_type_error(cluster: Cluster, allowing: Plane) -> None:
-    processor = cluster.create_processor("function main(request) { return request.nothing.deeper; }")
+def test_property_of_undefined_is_500_naming_the_type_error(
+    runtime: str, cluster: Cluster, allowing: Plane
+) -> None:
+    processor = cluster.create_processor(
+        runtime=runtime, code="function main(request) { return request.nothing.deeper; }"
+    )
 
     response = cluster.run_processor(processor["id"], plane=allowing, prelude=False)
 
@@ -684,9 +712,10 @@ def test_property_of_undefined_is_500_naming_the_type_error(cluster: Cluster, al
     assert items_of(cluster, response, processor["id"])[-1]["payload"]["code"] == 500
 
 
-def test_rejected_promise_is_500(cluster: Cluster, allowing: Plane) -> None:
+def test_rejected_promise_is_500(runtime: str, cluster: Cluster, allowing: Plane) -> None:
     processor = cluster.create_processor(
-        "async function main(fh, r) { await null; return Promise.reject(new RangeError('later')); }"
+        runtime=runtime,
+        code="async function main(fh, r) { await null; return Promise.reject(new RangeError('later')); }",
     )
 
     response = cluster.run_processor(processor["id"], plane=allowing)
@@ -697,15 +726,18 @@ def test_rejected_promise_is_500(cluster: Cluster, allowing: Plane) -> None:
 
 
 def test_looping_processor_is_504_while_others_keep_answering(
-    cluster: Cluster, allowing: Plane, target: TargetServer
+    runtime: str, cluster: Cluster, allowing: Plane, target: TargetServer
 ) -> None:
     signalling = cluster.create_processor(
-        f"async function main(fh, r) {{\n  await fh.dispatch_request('{target.url}/loop-started');\n"
+        runtime=runtime,
+        code=f"async function main(fh, r) {{\n  await fh.dispatch_request('{target.url}/loop-started');\n"
         "  while (true) {}\n}",
         name="loop after a signal",
     )
-    plain = cluster.create_processor("function main(r) { for (;;) {} }", name="loop")
-    prompt = cluster.create_processor("function main(r) { return 'prompt ' + r.method; }", name="prompt")
+    plain = cluster.create_processor(runtime=runtime, code="function main(r) { for (;;) {} }", name="loop")
+    prompt = cluster.create_processor(
+        runtime=runtime, code="function main(r) { return 'prompt ' + r.method; }", name="prompt"
+    )
     answers: dict[str, httpx.Response] = {}
 
     def run(name: str, processor_id: str, prelude: bool) -> None:
@@ -746,8 +778,10 @@ def test_looping_processor_is_504_while_others_keep_answering(
 # -- updates reach every data plane before the PUT answers -----------------------------------------
 
 
-def test_update_is_served_by_every_data_plane_right_after_the_put(cluster: Cluster) -> None:
-    processor = cluster.create_processor("function main(r) { return 'version 1'; }", name="versions")
+def test_update_is_served_by_every_data_plane_right_after_the_put(runtime: str, cluster: Cluster) -> None:
+    processor = cluster.create_processor(
+        runtime=runtime, code="function main(r) { return 'version 1'; }", name="versions"
+    )
     for plane in cluster.data_planes:
         assert cluster.run_processor(processor["id"], plane=plane, prelude=False).text == "version 1"
 
@@ -757,7 +791,7 @@ def test_update_is_served_by_every_data_plane_right_after_the_put(cluster: Clust
         fields = {
             "name": f"versions {version}",
             "language": language,
-            "runtime": "v8",
+            "runtime": runtime,
             "code": f"function main(r{typed}) {{ return 'version {version}'; }}",
         }
         replaced = cluster.admin.put(processors_url(cluster, processor["id"]), json=fields)
