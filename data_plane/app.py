@@ -8,6 +8,7 @@ to their dispatchers, which are plain ASGI apps; Starlette serves the rest
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +28,7 @@ from data_plane.host.network_policy import NetworkPolicy
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
+from data_plane.runtime.fresh_runs import FreshRunLimit
 from data_plane.runtime.module_cache import ModuleCache
 from data_plane.runtime.quickjs_wasm import EngineLoader
 from data_plane.runtime.v8 import V8Runtime
@@ -36,6 +38,9 @@ from data_plane.sync import RouteSync
 from shared.errors import install_error_handlers
 from shared.keys import Keys
 from shared.redis import connect
+
+FRESH_RUN_AGE_S = 0.005
+"""JS-in-wasm runs admitted at once: one per usable core, counting only runs younger than this."""
 
 
 def create_app(settings: Settings) -> DataPlaneApp:
@@ -85,7 +90,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
         }
         front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
         js_limits = JsLimits(settings.run_timeout_ms, settings.max_memory_bytes, settings.max_log_bytes)
-        js = JsExecutor(v8, quickjs, pool, outbound, js_limits)
+        fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
+        js = JsExecutor(v8, quickjs, pool, fresh_runs, outbound, js_limits)
         front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
         app.state.redis = redis
         app.state.recorder = recorder

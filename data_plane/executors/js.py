@@ -35,6 +35,7 @@ from data_plane.executors.js_response import response_from_result
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor
+from data_plane.runtime.fresh_runs import FreshRunLimit
 from data_plane.runtime.quickjs_wasm import EngineUnavailable, QuickJsRun, QuickJsWasm
 from data_plane.runtime.v8 import Prepare, V8Context, V8Runtime
 from data_plane.runtime.wasm import Outcome, RunLimits
@@ -92,12 +93,15 @@ class JsExecutor:
         v8: V8Runtime,
         quickjs: QuickJsLoader,
         pool: ThreadPoolExecutor,
+        fresh_runs: FreshRunLimit,
         outbound: OutboundHttp,
         limits: JsLimits,
     ) -> None:
+        """`pool` runs the wasm runtime's runs, admitted by `fresh_runs`."""
         self._v8 = v8
         self._quickjs = quickjs
         self._pool = pool
+        self._fresh_runs = fresh_runs
         self._outbound = outbound
         self.limits = limits
         # The engine's own memory counts: the result is built in it, so it cannot outgrow it.
@@ -191,19 +195,20 @@ class JsExecutor:
         except EngineUnavailable as exc:
             raise JsFailure(GuestError(str(exc)), "runtime_unavailable") from None
         loop = asyncio.get_running_loop()
-        threaded = ThreadedHost(host, loop, time.monotonic() + self.limits.timeout_ms / 1000)
-        call = partial(
-            engine.run,
-            processor.source,
-            request_json,
-            with_prelude=with_prelude,
-            host=threaded,
-            limits=self._wasm_limits,
-        )
-        try:
-            run = await loop.run_in_executor(self._pool, call)
-        finally:
-            await threaded.finish()
+        async with self._fresh_runs.slot():
+            threaded = ThreadedHost(host, loop, time.monotonic() + self.limits.timeout_ms / 1000)
+            call = partial(
+                engine.run,
+                processor.source,
+                request_json,
+                with_prelude=with_prelude,
+                host=threaded,
+                limits=self._wasm_limits,
+            )
+            try:
+                run = await loop.run_in_executor(self._pool, call)
+            finally:
+                await threaded.finish()
         if threaded.deadline_passed:
             raise self._timed_out()
         return self._wasm_result(run)
