@@ -4,8 +4,10 @@
   (`js_prelude.js`), the processor's JavaScript and one call of `__ffaas_run`.  JS never runs on
   the event loop; host calls come back to it.
 - `runtime: "wasm"`: each run is a fresh instance of the ffaas-js engine (quickjs-ng compiled to
-  WebAssembly, `runtime.quickjs_wasm`) on a worker thread, under the endpoints' limits; the same
-  prelude is built into the engine.
+  WebAssembly, `runtime.quickjs_wasm`), under the endpoints' limits; the same prelude is built into
+  the engine.  As for endpoints (see `wagi`), a processor is first tried on the event-loop thread
+  within `INLINE_BUDGET_MS`, which saves the thread hop; one that sends requests or takes longer
+  runs on the worker pool (admitted by `FreshRunLimit`) from then on.
 
 Both runtimes produce the same result JSON and go through the same response rules
 (`js_response`).  Logs and outbound requests are recorded in the conversation as they happen
@@ -21,7 +23,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,9 @@ from py_mini_racer import JSEvalException, JSOOMException, JSParseException, JSP
 
 from data_plane.conversation import Conversation
 from data_plane.executors.guest_response import GuestResponse
-from data_plane.executors.js_host import RunHost, ThreadedHost
+from data_plane.executors.js_host import InlineAttemptHost, RunHost, ThreadedHost
 from data_plane.executors.js_response import response_from_result
+from data_plane.executors.wagi import INLINE_BUDGET_MS
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor
@@ -111,6 +114,9 @@ class JsExecutor:
             max_stdout_bytes=limits.max_memory_bytes,
             max_stderr_bytes=4096,
         )
+        self._inline_limits = replace(self._wasm_limits, timeout_ms=min(INLINE_BUDGET_MS, limits.timeout_ms))
+        self._pool_only: set[str] = set()
+        """Code hashes of processors that dispatch requests or outlast the inline budget."""
 
     @staticmethod
     def preparation() -> Prepare:
@@ -194,6 +200,43 @@ class JsExecutor:
             engine = await self._quickjs()
         except EngineUnavailable as exc:
             raise JsFailure(GuestError(str(exc)), "runtime_unavailable") from None
+        run = None
+        if processor.code_hash not in self._pool_only:
+            run = self._attempt_inline(engine, processor, request_json, with_prelude, host)
+        if run is None:
+            run = await self._run_on_pool(engine, processor, request_json, with_prelude, host)
+        return self._wasm_result(run)
+
+    def _attempt_inline(
+        self,
+        engine: QuickJsWasm,
+        processor: PreparedProcessor,
+        request_json: str,
+        with_prelude: bool,
+        host: RunHost,
+    ) -> QuickJsRun | None:
+        """The run, made on the event-loop thread within `INLINE_BUDGET_MS`; None if it must be made
+        on the pool instead (it wants to send a request, or needs longer), which from then on is
+        where this code runs.  An attempt has no effects (`InlineAttemptHost`), so nothing is lost
+        or done twice."""
+        attempt = InlineAttemptHost(self.limits.max_log_bytes)
+        source, limits = processor.source, self._inline_limits
+        run = engine.run(source, request_json, with_prelude=with_prelude, host=attempt, limits=limits)
+        interrupted = run.command.outcome is Outcome.TIMED_OUT and self.limits.timeout_ms > INLINE_BUDGET_MS
+        if attempt.wanted_dispatch or interrupted:
+            self._pool_only.add(processor.code_hash)
+            return None
+        attempt.record(host)
+        return run
+
+    async def _run_on_pool(
+        self,
+        engine: QuickJsWasm,
+        processor: PreparedProcessor,
+        request_json: str,
+        with_prelude: bool,
+        host: RunHost,
+    ) -> QuickJsRun:
         loop = asyncio.get_running_loop()
         async with self._fresh_runs.slot():
             threaded = ThreadedHost(host, loop, time.monotonic() + self.limits.timeout_ms / 1000)
@@ -211,7 +254,7 @@ class JsExecutor:
                 await threaded.finish()
         if threaded.deadline_passed:
             raise self._timed_out()
-        return self._wasm_result(run)
+        return run
 
     def _wasm_result(self, run: QuickJsRun) -> str:
         if run.result is not None:

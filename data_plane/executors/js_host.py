@@ -143,6 +143,35 @@ class ThreadedHost:
             self._host.conversation.log(text)
 
 
+class InlineAttemptHost:
+    """The host of a first attempt on the event-loop thread (`quickjs_wasm.JsHost`).
+
+    Such an attempt must have no effect outside itself, so that it can be thrown away and the run
+    made again on the worker pool: log lines are only kept (`record` adds them to the conversation
+    once the attempt is the run), and a dispatch is refused, noted in `wanted_dispatch`, and never
+    sent.
+    """
+
+    def __init__(self, max_log_bytes: int) -> None:
+        self._budget = LogBudget(max_log_bytes)
+        self._logs: list[str] = []
+        self.wanted_dispatch = False
+
+    def log(self, text: str) -> None:
+        admitted = self._budget.admit(text)
+        if admitted is not None:
+            self._logs.append(admitted)
+
+    def dispatch(self, request_json: str) -> str:
+        self.wanted_dispatch = True
+        return json.dumps({"error": "not sent: this attempt is run again on the worker pool"})
+
+    def record(self, host: RunHost) -> None:
+        """Make the attempt's logs the run's: into the conversation, and counted by its budget."""
+        for text in self._logs:
+            host.log(text)
+
+
 def _pass_on(answer: concurrent.futures.Future[str], task: asyncio.Task[str]) -> None:
     """Hand a finished dispatch to the waiting run thread; a failure becomes an error answer."""
     if task.cancelled():

@@ -428,3 +428,43 @@ def test_missing_wasm_engine_is_a_500_saying_how_to_build_it(
     message = response.json()["message"]
     assert str(missing) in message and "FFAAS_JS_ENGINE_WASM" in message and "make install" in message
     assert unaffected.text == "v8 works"
+
+
+def test_each_run_sends_its_requests_and_logs_once(
+    runtime: str, publisher: Publisher, settings: Settings, target: TargetServer
+) -> None:
+    # On runtime wasm the first run is attempted on the event loop, thrown away at the dispatch and
+    # made again on the pool: nothing of the attempt may show.
+    js = f"""async function main(fh, r) {{
+      fh.log('before');
+      const answer = await fh.dispatch_request('{target.url}/once', {{method: 'POST', body: r.body}});
+      return 'sent ' + answer.code;
+    }}"""
+    processor_id = publisher.processor(js, runtime=runtime)
+    with TestClient(create_app(allow_loopback(settings))) as client:
+        responses = [
+            client.post(f"/processor/{processor_id}/run_with_prelude", content=str(n)) for n in range(3)
+        ]
+    assert [response.text for response in responses] == ["sent 200"] * 3
+    assert [body for _, _, _, body in target.recorded.requests] == [b"0", b"1", b"2"]
+    for response in responses:
+        record = record_of(publisher, response.headers["fh-conversation-id"])
+        assert [item.payload for item in record.items if item.kind == "log"] == ["before"]
+
+
+def test_a_run_longer_than_the_inline_budget_still_completes_with_its_logs_once(
+    runtime: str, publisher: Publisher, settings: Settings
+) -> None:
+    js = """function main(r) {
+      console.log('start');
+      const until = Date.now() + 30;
+      while (Date.now() < until) {}
+      return 'done';
+    }"""
+    processor_id = publisher.processor(js, runtime=runtime)
+    with TestClient(create_app(settings)) as client:
+        responses = [client.get(f"/processor/{processor_id}/run") for _ in range(2)]
+    assert [(response.status_code, response.text) for response in responses] == [(200, "done")] * 2
+    for response in responses:
+        record = record_of(publisher, response.headers["fh-conversation-id"])
+        assert [item.payload for item in record.items if item.kind == "log"] == ["start"]
