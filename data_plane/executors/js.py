@@ -49,6 +49,8 @@ PRELUDE = (Path(__file__).with_name("js_prelude.js")).read_text()
 MIB = 1 << 20
 STACK_EXHAUSTED = "RangeError: Maximum call stack size exceeded"
 
+EngineCall = Callable[..., QuickJsRun]
+"""`QuickJsWasm.run` with the code, request and entry point bound: takes `host` and `limits`."""
 QuickJsLoader = Callable[[], Awaitable[QuickJsWasm]]
 """Gives the loaded wasm engine, or raises `EngineUnavailable` saying why runtime "wasm" cannot run."""
 
@@ -200,54 +202,33 @@ class JsExecutor:
             engine = await self._quickjs()
         except EngineUnavailable as exc:
             raise JsFailure(GuestError(str(exc)), "runtime_unavailable") from None
+        run_engine = partial(engine.run, processor.source, request_json, with_prelude=with_prelude)
         run = None
         if processor.code_hash not in self._pool_only:
-            run = self._attempt_inline(engine, processor, request_json, with_prelude, host)
+            run = self._attempt_inline(run_engine, processor.code_hash, host)
         if run is None:
-            run = await self._run_on_pool(engine, processor, request_json, with_prelude, host)
+            run = await self._run_on_pool(run_engine, host)
         return self._wasm_result(run)
 
-    def _attempt_inline(
-        self,
-        engine: QuickJsWasm,
-        processor: PreparedProcessor,
-        request_json: str,
-        with_prelude: bool,
-        host: RunHost,
-    ) -> QuickJsRun | None:
+    def _attempt_inline(self, run_engine: EngineCall, code_hash: str, host: RunHost) -> QuickJsRun | None:
         """The run, made on the event-loop thread within `INLINE_BUDGET_MS`; None if it must be made
         on the pool instead (it wants to send a request, or needs longer), which from then on is
         where this code runs.  An attempt has no effects (`InlineAttemptHost`), so nothing is lost
         or done twice."""
         attempt = InlineAttemptHost(self.limits.max_log_bytes)
-        source, limits = processor.source, self._inline_limits
-        run = engine.run(source, request_json, with_prelude=with_prelude, host=attempt, limits=limits)
+        run = run_engine(host=attempt, limits=self._inline_limits)
         interrupted = run.command.outcome is Outcome.TIMED_OUT and self.limits.timeout_ms > INLINE_BUDGET_MS
         if attempt.wanted_dispatch or interrupted:
-            self._pool_only.add(processor.code_hash)
+            self._pool_only.add(code_hash)
             return None
         attempt.record(host)
         return run
 
-    async def _run_on_pool(
-        self,
-        engine: QuickJsWasm,
-        processor: PreparedProcessor,
-        request_json: str,
-        with_prelude: bool,
-        host: RunHost,
-    ) -> QuickJsRun:
+    async def _run_on_pool(self, run_engine: EngineCall, host: RunHost) -> QuickJsRun:
         loop = asyncio.get_running_loop()
         async with self._fresh_runs.slot():
             threaded = ThreadedHost(host, loop, time.monotonic() + self.limits.timeout_ms / 1000)
-            call = partial(
-                engine.run,
-                processor.source,
-                request_json,
-                with_prelude=with_prelude,
-                host=threaded,
-                limits=self._wasm_limits,
-            )
+            call = partial(run_engine, host=threaded, limits=self._wasm_limits)
             try:
                 run = await loop.run_in_executor(self._pool, call)
             finally:
