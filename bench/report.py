@@ -144,7 +144,8 @@ def format_report(results: Results) -> str:
         lines.append(f"{rate.label}: {rate.per_s:,.0f} {rate.unit}" + (f"  ({detail})" if detail else ""))
     for timing in results.timings.values():
         detail = _detail(timing.detail)
-        lines.append(f"{timing.label}: {timing.ms:.1f} ms" + (f"  ({detail})" if detail else ""))
+        shown = f"{timing.ms:.3f}" if timing.ms < 10 else f"{timing.ms:.1f}"  # sub-ms runs need digits
+        lines.append(f"{timing.label}: {shown} ms" + (f"  ({detail})" if detail else ""))
     for skipped in results.skipped:
         lines.append(f"skipped: {skipped}")
     for problem in results.problems:

@@ -14,6 +14,7 @@ import time
 from bench.client import Response, post_json, request, time_first_success
 from bench.context import Context, Options, Scenario, ScenarioError
 from bench.conversations import BACKLOG, LAG, conversation_lag, ingest_backlog
+from bench.js_engine import JS_ENGINE, measure_js_engine
 from bench.processors import PROCESSORS, measure_processors
 from bench.results import Results, ThroughputRow
 from bench.wrk import run_wrk, wrk_missing
@@ -143,6 +144,7 @@ SCENARIOS: dict[str, Scenario] = {
     "deploy": deploy_hello,
     "throughput": throughput,
     PROCESSORS: measure_processors,
+    JS_ENGINE: measure_js_engine,
     BACKLOG: ingest_backlog,
     LAG: conversation_lag,
     "restart": restart_data_plane,
