@@ -1,7 +1,8 @@
 """The processor examples (examples/processors/), saved and run exactly as examples/README.md shows.
 
 Each example is saved through a real control plane (so esbuild checks and transpiles it),
-run by a real data plane (V8), and read back as a conversation. The relay forwards to a
+run by a real data plane on each runtime (V8, and quickjs in the wasm sandbox: the README's body
+with `"runtime": "wasm"`), and read back as a conversation. The relay forwards to a
 local HTTP server (the data plane allows 127.0.0.1 for outbound requests); nothing reaches
 the internet. The JSON for `POST /admin/processor` is built by the README's own commands.
 """
@@ -39,7 +40,7 @@ JQ_BUILDER = (
 )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def target() -> Iterator[TargetServer]:
     with TargetServer() as server:
         yield server
@@ -70,10 +71,16 @@ def processor_json(builder: str, path: Path, name: str, language: str) -> dict[s
     return fields
 
 
-def save(cluster: Cluster, file_name: str, language: str) -> dict[str, Any]:
+@pytest.fixture(params=["v8", "wasm"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def save(cluster: Cluster, file_name: str, language: str, runtime: str) -> dict[str, Any]:
     path = EXAMPLES / file_name
     fields = processor_json(PYTHON_BUILDER, path, file_name, language)
     assert fields == {"name": file_name, "language": language, "runtime": "v8", "code": path.read_text()}
+    fields["runtime"] = runtime
     response = cluster.admin.post(f"{cluster.admin_url}/admin/processor", content=json.dumps(fields))
     assert response.status_code == 201, response.text
     processor: dict[str, Any] = response.json()
@@ -109,8 +116,8 @@ def test_jq_builder_gives_the_same_body_as_the_python_one() -> None:
         )
 
 
-def test_hello_answers_hello_world(cluster: Cluster) -> None:
-    processor = save(cluster, "hello.js", "js")
+def test_hello_answers_hello_world(runtime: str, cluster: Cluster) -> None:
+    processor = save(cluster, "hello.js", "js", runtime)
 
     response = cluster.run_processor(processor["id"], prelude=False, method="POST", content=b"ignored")
 
@@ -119,8 +126,8 @@ def test_hello_answers_hello_world(cluster: Cluster) -> None:
     assert kinds_and_logs(cluster, response) == [("request", 0), ("response", None)]
 
 
-def test_log_and_json_logs_twice_and_answers_json(cluster: Cluster) -> None:
-    processor = save(cluster, "log-and-json.js", "js")
+def test_log_and_json_logs_twice_and_answers_json(runtime: str, cluster: Cluster) -> None:
+    processor = save(cluster, "log-and-json.js", "js", runtime)
 
     response = cluster.run_processor(processor["id"], method="PUT", content=b"12345")
 
@@ -135,8 +142,10 @@ def test_log_and_json_logs_twice_and_answers_json(cluster: Cluster) -> None:
     ]
 
 
-def test_webhook_relay_reshapes_the_push_and_forwards_it(cluster: Cluster, target: TargetServer) -> None:
-    processor = save(cluster, "webhook-relay.ts", "ts")
+def test_webhook_relay_reshapes_the_push_and_forwards_it(
+    runtime: str, cluster: Cluster, target: TargetServer
+) -> None:
+    processor = save(cluster, "webhook-relay.ts", "ts", runtime)
     assert processor["language"] == "ts"
     push = (EXAMPLES / "push-event.json").read_bytes()
     chat_url = f"{target.url}/chat?status=202"
@@ -186,9 +195,9 @@ def test_webhook_relay_reshapes_the_push_and_forwards_it(cluster: Cluster, targe
     ids=["not-json", "not-a-push"],
 )
 def test_webhook_relay_refuses_a_body_that_is_not_a_push_and_forwards_nothing(
-    cluster: Cluster, target: TargetServer, body: bytes, error: str
+    runtime: str, cluster: Cluster, target: TargetServer, body: bytes, error: str
 ) -> None:
-    processor = save(cluster, "webhook-relay.ts", "ts")
+    processor = save(cluster, "webhook-relay.ts", "ts", runtime)
     before = len(target.received)
 
     response = cluster.run_processor(
@@ -201,8 +210,8 @@ def test_webhook_relay_refuses_a_body_that_is_not_a_push_and_forwards_nothing(
     assert [kind for kind, _ in kinds_and_logs(cluster, response)] == ["request", "log", "response"]
 
 
-def test_webhook_relay_to_a_forbidden_target_fails_naming_the_setting(cluster: Cluster) -> None:
-    processor = save(cluster, "webhook-relay.ts", "ts")
+def test_webhook_relay_to_a_forbidden_target_fails_naming_the_setting(runtime: str, cluster: Cluster) -> None:
+    processor = save(cluster, "webhook-relay.ts", "ts", runtime)
 
     response = cluster.run_processor(
         processor["id"],
