@@ -22,7 +22,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
 from data_plane.dispatch import EndpointDispatcher
-from data_plane.executors.js import JsExecutor, JsLimits
+from data_plane.executors import js_v8
+from data_plane.executors.js import Evaluator, JsExecutor
+from data_plane.executors.js_v8 import V8Evaluator
+from data_plane.executors.js_wasm import WasmEvaluator
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.host.network_policy import NetworkPolicy
 from data_plane.host.outbound_http import OutboundHttp
@@ -67,7 +70,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
         v8 = V8Runtime(
             warm_contexts=settings.v8_warm_contexts,
             max_heap_bytes=settings.max_memory_bytes,
-            prepare=JsExecutor.preparation(),
+            prepare=js_v8.preparation(),
         )
         await v8.start()
         quickjs = EngineLoader(runtime, cache, settings.js_engine_wasm)
@@ -89,9 +92,13 @@ def create_app(settings: Settings) -> DataPlaneApp:
             "max_captured_body_bytes": settings.max_captured_body_bytes,
         }
         front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
-        js_limits = JsLimits(settings.run_timeout_ms, settings.max_memory_bytes, settings.max_log_bytes)
         fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
-        js = JsExecutor(v8, quickjs, pool, fresh_runs, outbound, js_limits)
+        limits = {"timeout_ms": settings.run_timeout_ms, "max_memory_bytes": settings.max_memory_bytes}
+        runtimes: dict[str, Evaluator] = {
+            "v8": V8Evaluator(v8, **limits),
+            "wasm": WasmEvaluator(quickjs, pool, fresh_runs, **limits),
+        }
+        js = JsExecutor(runtimes, outbound, max_log_bytes=settings.max_log_bytes)
         front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
         app.state.redis = redis
         app.state.recorder = recorder

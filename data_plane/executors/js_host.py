@@ -35,7 +35,7 @@ class LogBudget:
 
     def __init__(self, max_bytes: int) -> None:
         self._left = max_bytes
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes
         self._cut = False
 
     def admit(self, text: str) -> str | None:
@@ -45,7 +45,7 @@ class LogBudget:
         if self._left >= 0:
             return text
         self._cut = True
-        return f"[ffaas] logs cut at {self._max_bytes} bytes (FFAAS_MAX_LOG_BYTES)"
+        return f"[ffaas] logs cut at {self.max_bytes} bytes (FFAAS_MAX_LOG_BYTES)"
 
 
 class RunHost:
