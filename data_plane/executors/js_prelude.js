@@ -14,7 +14,14 @@
 
   const show = (value) => {
     if (typeof value === "string") return value;
-    if (value instanceof Error) return value.stack || String(value);
+    if (value instanceof Error) {
+      // "Name: message" and then the frames, on both runtimes (V8's stack starts with the first,
+      // quickjs's holds only the frames).
+      const head = String(value);
+      const stack = typeof value.stack === "string" ? value.stack.replace(/\n$/, "") : "";
+      if (stack.startsWith(head)) return stack;
+      return stack ? `${head}\n${stack}` : head;
+    }
     try {
       const text = JSON.stringify(value);
       return text === undefined ? String(value) : text;

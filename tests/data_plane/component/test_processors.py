@@ -468,3 +468,18 @@ def test_a_run_longer_than_the_inline_budget_still_completes_with_its_logs_once(
     for response in responses:
         record = record_of(publisher, response.headers["fh-conversation-id"])
         assert [item.payload for item in record.items if item.kind == "log"] == ["start"]
+
+
+def test_a_logged_error_shows_its_line_then_its_frames(
+    runtime: str, publisher: Publisher, settings: Settings
+) -> None:
+    js = "async function main(fh, r) { fh.log(new TypeError('boom')); return 'ok'; }"
+    processor_id = publisher.processor(js, runtime=runtime)
+    with TestClient(create_app(settings)) as client:
+        response = client.get(f"/processor/{processor_id}/run_with_prelude")
+    [logged] = [
+        item.payload for item in record_of(publisher, response.headers["fh-conversation-id"]).items[1:-1]
+    ]
+    first, *frames = logged.splitlines()
+    assert first == "TypeError: boom"
+    assert frames and "at main" in frames[0]
