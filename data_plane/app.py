@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
         max_stderr_bytes=settings.max_log_bytes,
     )
     cache = ModuleCache(runtime, settings.module_cache_dir)
+    quickjs = EngineLoader(runtime, cache, settings.js_engine_wasm)
     wagi = WagiExecutor(runtime, pool, limits)
 
     @contextlib.asynccontextmanager
@@ -73,7 +74,6 @@ def create_app(settings: Settings) -> DataPlaneApp:
             prepare=js_v8.preparation(),
         )
         await v8.start()
-        quickjs = EngineLoader(runtime, cache, settings.js_engine_wasm)
         if "wasm" in registry.processor_runtimes():
             quickjs.start()  # else on first use: a data plane without wasm processors never pays
         outbound = OutboundHttp(
@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "processors": registry.processor_count,
                 "modules_compiled": cache.compiled,
                 "modules_loaded_from_disk": cache.loaded_from_disk,
+                "wasm_js_engine": quickjs.state,
                 "conversation_outbox": request.app.state.recorder.outbox_size,
             }
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmRunti
 from shared.content_hash import content_hash
 
 HOST_MODULE = "ffaas"
+log = logging.getLogger("ffaas.quickjs_wasm")
 
 
 class JsHost(Protocol):
@@ -66,13 +68,31 @@ class EngineLoader:
 
     def start(self) -> None:
         self._loading = asyncio.ensure_future(asyncio.to_thread(self._load))
-        self._loading.add_done_callback(lambda future: future.cancelled() or future.exception())
+        self._loading.add_done_callback(self._loaded)
+
+    @property
+    def state(self) -> str:
+        """For `/status`: "not loaded" (no wasm processor ran yet), "loading", "ready", or
+        "unavailable: <why>"."""
+        if self._loading is None:
+            return "not loaded"
+        if not self._loading.done():
+            return "loading"
+        if self._loading.cancelled():
+            return "not loaded"
+        error = self._loading.exception()
+        return "ready" if error is None else f"unavailable: {error}"
 
     async def __call__(self) -> QuickJsWasm:
         if self._loading is None:
             self.start()
         assert self._loading is not None
         return await asyncio.shield(self._loading)
+
+    @staticmethod
+    def _loaded(loading: asyncio.Future[QuickJsWasm]) -> None:
+        if not loading.cancelled() and loading.exception() is not None:
+            log.error("%s", loading.exception())
 
     def _load(self) -> QuickJsWasm:
         try:

@@ -483,3 +483,20 @@ def test_a_logged_error_shows_its_line_then_its_frames(
     first, *frames = logged.splitlines()
     assert first == "TypeError: boom"
     assert frames and "at main" in frames[0]
+
+
+def test_status_says_whether_the_wasm_engine_is_ready(
+    publisher: Publisher, settings: Settings, tmp_path: Path
+) -> None:
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/status").json()["wasm_js_engine"] == "not loaded"  # no wasm processor yet
+        processor_id = publisher.processor("function main(r) { return 'x'; }", runtime="wasm")
+        deadline = time.monotonic() + 5
+        while client.get(f"/processor/{processor_id}/run").status_code == 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert client.get("/status").json()["wasm_js_engine"] == "ready"
+    with TestClient(create_app(replace(settings, js_engine_wasm=tmp_path / "gone.wasm"))) as client:
+        client.get(f"/processor/{processor_id}/run")
+        state = client.get("/status").json()["wasm_js_engine"]
+    assert state.startswith("unavailable: ") and "FFAAS_JS_ENGINE_WASM" in state
