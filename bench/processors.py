@@ -29,9 +29,9 @@ from bench.context import Context, ScenarioError
 from bench.conversations import wait_until_ingested
 from bench.database import ConversationFile
 from bench.load import CONVERSATION_HEADER
-from bench.results import ThroughputRow
+from bench.measure import measure_throughput
 from bench.system import System, SystemUnderTestError
-from bench.wrk import WrkError, run_wrk, wrk_missing
+from bench.wrk import wrk_missing
 
 PROCESSORS = "processors"
 V8_HELLO = "v8 hello /run"
@@ -98,7 +98,7 @@ def measure_processors(ctx: Context) -> None:
         results.info["workerd"] = started.version
         try:
             _check_workerd(started)
-            _measure(
+            measure_throughput(
                 ctx, {WORKERD_HELLO: started.urls["hello"] + "/", WORKERD_LOGS: started.urls["logs"] + "/"}
             )
         except ScenarioError as exc:
@@ -108,7 +108,7 @@ def measure_processors(ctx: Context) -> None:
             workerd.stop(ctx.system)
 
     if ffaas is not None:
-        _measure(ctx, ffaas)
+        measure_throughput(ctx, ffaas)
 
 
 def _create_processors(ctx: Context) -> dict[str, str]:
@@ -202,28 +202,6 @@ def _check_answer(target: str, response: Response, body: bytes | None, content_t
         found = response.body[:300]
     if found != LOGS_BODY:
         raise ScenarioError(f"{target}: expected JSON {LOGS_BODY}, got {found!r}")
-
-
-def _measure(ctx: Context, urls: dict[str, str]) -> None:
-    """wrk on each URL at each concurrency (after the warm-up), one throughput row per run."""
-    options, results = ctx.options, ctx.results
-    for target, url in urls.items():
-        for connections in options.connections:
-            try:
-                if options.warmup_s > 0:
-                    ctx.say(f"wrk warm-up: {target}, {connections} connections, {options.warmup_s:g} s")
-                    run_wrk(url, connections, options.warmup_s, options.max_threads)
-                ctx.say(f"wrk: {target}, {connections} connections, {options.duration_s:g} s")
-                result = run_wrk(url, connections, options.duration_s, options.max_threads)
-            except WrkError as exc:
-                results.problems.append(f"{target} c={connections}: {exc}")
-                continue
-            results.throughput.append(ThroughputRow(target, result))
-            if not result.ok:
-                results.problems.append(
-                    f"{target} c={connections}: {result.requests} requests, {result.error_statuses} error "
-                    f"statuses, socket errors {result.socket_errors}"
-                )
 
 
 def _settle(ctx: Context) -> None:

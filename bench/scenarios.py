@@ -15,9 +15,10 @@ from bench.client import Response, post_json, request, time_first_success
 from bench.context import Context, Options, Scenario, ScenarioError
 from bench.conversations import BACKLOG, LAG, conversation_lag, ingest_backlog
 from bench.js_engine import JS_ENGINE, measure_js_engine
+from bench.measure import measure_throughput
 from bench.processors import PROCESSORS, measure_processors
 from bench.results import Results, ThroughputRow
-from bench.wrk import run_wrk, wrk_missing
+from bench.wrk import wrk_missing
 
 __all__ = [
     "BARE",
@@ -90,24 +91,12 @@ def throughput(ctx: Context) -> None:
         return
     # The bare app first, while the planes are idle: after a WAGI run the control plane may still be
     # ingesting that run's conversations, and would compete with the baseline for the CPU.
-    targets = [(BARE, ctx.system.start_bare_app() + "/")]
+    urls = {BARE: ctx.system.start_bare_app() + "/"}
     if ctx.hello_endpoint_id is not None:
-        targets.append((WAGI_HELLO, f"{ctx.system.url('data_plane')}/{ctx.hello_endpoint_id}"))
+        urls[WAGI_HELLO] = f"{ctx.system.url('data_plane')}/{ctx.hello_endpoint_id}"
     else:
         results.skipped.append(f"{WAGI_HELLO} throughput: no endpoint was deployed")
-    for target, url in targets:
-        for connections in options.connections:
-            if options.warmup_s > 0:
-                ctx.say(f"wrk warm-up: {target}, {connections} connections, {options.warmup_s:g} s")
-                run_wrk(url, connections, options.warmup_s, options.max_threads)
-            ctx.say(f"wrk: {target}, {connections} connections, {options.duration_s:g} s")
-            result = run_wrk(url, connections, options.duration_s, options.max_threads)
-            results.throughput.append(ThroughputRow(target, result))
-            if not result.ok:
-                results.problems.append(
-                    f"{target} c={connections}: {result.requests} requests, {result.error_statuses} error "
-                    f"statuses, socket errors {result.socket_errors}"
-                )
+    measure_throughput(ctx, urls)
 
 
 def restart_data_plane(ctx: Context) -> None:
