@@ -87,6 +87,8 @@ class EngineLoader:
         if self._loading is None:
             self.start()
         assert self._loading is not None
+        if self._loading.done():
+            return self._loading.result()  # every run after the load: no future to make
         return await asyncio.shield(self._loading)
 
     @staticmethod
