@@ -9,6 +9,8 @@ Invariants:
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +21,7 @@ from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedEndpoint, Registry
 from data_plane.responses import answer, answer_error
 from data_plane.run_dispatch import RunDispatcher
-from shared.errors import NotFound, PayloadTooLarge
+from shared.errors import NotFound
 
 
 class EndpointDispatcher(RunDispatcher):
@@ -35,13 +37,10 @@ class EndpointDispatcher(RunDispatcher):
         endpoint = self.registry.endpoint(endpoint_id)
         if endpoint is None:
             raise NotFound(f"endpoint {endpoint_id} not found or has no deploy")
-        try:
-            body = await self.read_body(request)
-        except PayloadTooLarge as exc:
-            conversation = self._conversation(endpoint, IncomingRequest.from_starlette(request, b""))
-            return await answer_error(self.recorder, conversation, exc, outcome="request_too_large")
-        incoming = IncomingRequest.from_starlette(request, body)
-        conversation = self._conversation(endpoint, incoming)
+        conversation_for = partial(self._conversation, endpoint)
+        incoming, conversation, refused = await self.read_request(request, conversation_for)
+        if refused is not None:
+            return refused
         run = await self._executor.run(endpoint, incoming)
         result = run.result
         if result is not None:

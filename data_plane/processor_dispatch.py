@@ -7,6 +7,8 @@ with `FH-Conversation-Id` only after its record is in Redis.
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,7 +19,7 @@ from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor, Registry
 from data_plane.responses import answer, answer_error
 from data_plane.run_dispatch import RunDispatcher
-from shared.errors import NotFound, PayloadTooLarge
+from shared.errors import NotFound
 
 ENTRY_POINTS = {"run": False, "run_with_prelude": True}
 
@@ -38,13 +40,10 @@ class ProcessorDispatcher(RunDispatcher):
         processor = self.registry.processor(segments[1])
         if processor is None:
             raise NotFound(f"processor {segments[1]} not found")
-        try:
-            body = await self.read_body(request)
-        except PayloadTooLarge as exc:
-            conversation = self._conversation(processor, IncomingRequest.from_starlette(request, b""))
-            return await answer_error(self.recorder, conversation, exc, outcome="request_too_large")
-        incoming = IncomingRequest.from_starlette(request, body)
-        conversation = self._conversation(processor, incoming)
+        conversation_for = partial(self._conversation, processor)
+        incoming, conversation, refused = await self.read_request(request, conversation_for)
+        if refused is not None:
+            return refused
         run = await self._js.run(processor, incoming, conversation, with_prelude=ENTRY_POINTS[segments[2]])
         if run.error is not None:
             return await answer_error(
