@@ -116,7 +116,12 @@ class ProcessorPublisher:
 
 def _route(processor: processor_store.Processor) -> ProcessorRoute:
     return ProcessorRoute(
-        processor.id, processor.name, processor.language, processor.runtime, processor.code_hash
+        processor.id,
+        processor.name,
+        processor.language,
+        processor.runtime,
+        processor.code_hash,
+        version_id=processor.active_version_id,
     )
 
 

@@ -33,6 +33,8 @@ class PreparedProcessor:
     code_hash: str
     source: str
     """The runnable JavaScript (TypeScript was transpiled by the control plane)."""
+    version_id: str = ""
+    """The processor version this is (empty for a route published before versions, or a draft)."""
 
 
 class Registry:

@@ -162,6 +162,7 @@ class RouteSync:
             runtime=route.runtime,
             code_hash=route.code_hash,
             source=source,
+            version_id=route.version_id,
         )
 
     async def _prepare(self, route: EndpointRoute) -> PreparedEndpoint | None:

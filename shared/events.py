@@ -47,13 +47,21 @@ class ProcessorRoute:
     runtime: str
     """"v8" or "wasm"."""
     code_hash: str
+    version_id: str = ""
+    """The processor's active version (conversations record it); optional on the wire: a route
+    written before versions existed has none, and readers ignore fields they do not know."""
 
     def pack(self) -> bytes:
         return msgpack.packb(asdict(self))
 
     @classmethod
     def unpack(cls, data: bytes) -> ProcessorRoute:
-        return cls(**msgpack.unpackb(data))
+        fields = msgpack.unpackb(data)
+        known = {name: value for name, value in fields.items() if name in _PROCESSOR_ROUTE_FIELDS}
+        return cls(**known)
+
+
+_PROCESSOR_ROUTE_FIELDS = frozenset(ProcessorRoute.__dataclass_fields__)
 
 
 @dataclass(frozen=True)

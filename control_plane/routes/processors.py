@@ -1,8 +1,11 @@
 """Processors (the fh-http seed's RequestProcessor admin API): create, list, get, replace, delete.
 
-Shapes (the seed's, exactly):
-- processor: {id, name, language, runtime, code}; `language` is "js" or "ts" (input may
-  also say "javascript" or "typescript"), `runtime` "v8" or "wasm", `code` exactly as saved.
+Shapes (the seed's, plus the version history):
+- processor: {id, name, language, runtime, code, active_version_id, version_history};
+  `language` is "js" or "ts" (input may also say "javascript" or "typescript"), `runtime`
+  "v8" or "wasm", `code` exactly as saved; `version_history` lists version objects
+  {id, processor_id, name, language, runtime, code_hash, created_at} oldest first, one per
+  create or PUT (`routes.processor_versions` reads one, with its code, and rolls back).
 - POST /admin/processor {name, language, runtime, code} -> 201 processor (id: a new uuid4).
 - GET /admin/processor -> [processor, ...] oldest first; GET /admin/processor/<id> -> processor.
 - PUT /admin/processor/<id> {name, language, runtime, code}: every field, -> 200 processor.
@@ -26,6 +29,7 @@ from control_plane.routes.request_body import read_json_object
 from control_plane.settings import Settings
 from control_plane.state import services
 from control_plane.storage import processors as store
+from control_plane.storage.processor_versions import ProcessorVersion
 from control_plane.transpile import transpile
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
@@ -39,6 +43,18 @@ JSON_OVERHEAD_FACTOR = 6
 JSON_OVERHEAD_BYTES = 64 * 1024
 
 
+def version_json(version: ProcessorVersion) -> dict[str, Any]:
+    return {
+        "id": version.id,
+        "processor_id": version.processor_id,
+        "name": version.name,
+        "language": version.language,
+        "runtime": version.runtime,
+        "code_hash": version.code_hash,
+        "created_at": version.created_at,
+    }
+
+
 def processor_json(processor: store.Processor) -> dict[str, Any]:
     return {
         "id": processor.id,
@@ -46,6 +62,8 @@ def processor_json(processor: store.Processor) -> dict[str, Any]:
         "language": processor.language,
         "runtime": processor.runtime,
         "code": processor.code,
+        "active_version_id": processor.active_version_id,
+        "version_history": [version_json(version) for version in processor.version_history],
     }
 
 
@@ -55,8 +73,10 @@ def processor_not_found(processor_id: str) -> NotFound:
 
 async def create_processor(request: Request) -> JSONResponse:
     found = services(request)
-    fields = validate_fields(await _read_body(request, found.settings), found.settings, replacing=False)
-    runnable = await _runnable(fields, found.settings)
+    fields = validate_fields(
+        await read_processor_body(request, found.settings), found.settings, replacing=False
+    )
+    runnable = await runnable_code(fields, found.settings)
     processor = await store.create_processor(found.db, fields, runnable)
     await found.publisher.processors.publish(processor.id, change=f"processor {processor.id}", code=runnable)
     return JSONResponse(processor_json(processor), status_code=201)
@@ -80,11 +100,11 @@ async def replace_processor(request: Request) -> JSONResponse:
     processor_id = request.path_params["processor_id"]
     if await store.get_processor(found.db, processor_id) is None:
         raise processor_not_found(processor_id)
-    body = await _read_body(request, found.settings)
+    body = await read_processor_body(request, found.settings)
     if "id" in body and body["id"] != processor_id:
         raise BadRequest(f"id in the body ({json.dumps(body['id'])}) differs from the id in the path")
     fields = validate_fields(body, found.settings, replacing=True)
-    runnable = await _runnable(fields, found.settings)
+    runnable = await runnable_code(fields, found.settings)
     processor = await store.replace_processor(found.db, processor_id, fields, runnable)
     if processor is None:  # deleted while the code was being transpiled
         raise processor_not_found(processor_id)
@@ -133,7 +153,7 @@ def validate_fields(body: dict[str, object], settings: Settings, *, replacing: b
     return store.ProcessorFields(name=name, language=LANGUAGES[language], runtime=runtime, code=code)
 
 
-async def _read_body(request: Request, settings: Settings) -> dict[str, object]:
+async def read_processor_body(request: Request, settings: Settings) -> dict[str, object]:
     code_limit = settings.max_processor_code_bytes
     limit = code_limit * JSON_OVERHEAD_FACTOR + JSON_OVERHEAD_BYTES
     return await read_json_object(
@@ -163,7 +183,8 @@ def _json_type(value: object) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
-async def _runnable(fields: store.ProcessorFields, settings: Settings) -> store.RunnableCode:
+async def runnable_code(fields: store.ProcessorFields, settings: Settings) -> store.RunnableCode:
+    """The JavaScript data planes run for `fields`: checked, and transpiled when TypeScript."""
     js = await transpile(
         fields.code, fields.language, esbuild=settings.esbuild_path, timeout_ms=settings.transpile_timeout_ms
     )

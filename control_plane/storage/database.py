@@ -21,6 +21,13 @@ import aiosqlite
 
 log = logging.getLogger("ffaas.control_plane.database")
 
+SQL_UUID4 = (
+    "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' "
+    "|| substr('89ab', 1 + abs(random()) % 4, 1) || substr(hex(randomblob(2)), 2) || '-' "
+    "|| hex(randomblob(6)))"
+)
+"""A random UUID (version 4) computed by SQLite, for rows a migration creates."""
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: endpoints, their deploys and environment, and module bytes by content hash.
     """
@@ -103,6 +110,48 @@ MIGRATIONS: tuple[str, ...] = (
         code_hash TEXT NOT NULL REFERENCES processor_code(code_hash),
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
+    );
+    """,
+    # 4: processor versions. Every save stores an immutable version; `processors` keeps the fields
+    # of its active one (`active_version_id`). Each existing processor gets its first version here.
+    f"""
+    CREATE TABLE processor_versions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        processor_id TEXT NOT NULL REFERENCES processors(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        language TEXT NOT NULL CHECK (language IN ('js', 'ts')),
+        runtime TEXT NOT NULL CHECK (runtime IN ('v8', 'wasm')),
+        code TEXT NOT NULL,
+        code_hash TEXT NOT NULL REFERENCES processor_code(code_hash),
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX processor_versions_by_processor ON processor_versions(processor_id, seq);
+    ALTER TABLE processors ADD COLUMN active_version_id TEXT;
+    INSERT INTO processor_versions (id, processor_id, name, language, runtime, code, code_hash, created_at)
+        SELECT {SQL_UUID4}, id, name, language, runtime, code, code_hash, updated_at
+        FROM processors ORDER BY seq;
+    UPDATE processors SET active_version_id =
+        (SELECT v.id FROM processor_versions v WHERE v.processor_id = processors.id);
+    """,
+    # 5: what a conversation ran and whether it replays another: the processor version, and for a
+    # replay the original conversation's id and the replay's outbound mode.
+    """
+    ALTER TABLE conversations ADD COLUMN processor_version_id TEXT;
+    ALTER TABLE conversations ADD COLUMN replay_of TEXT;
+    ALTER TABLE conversations ADD COLUMN replay_mode TEXT;
+    CREATE INDEX conversations_by_replay_of ON conversations(replay_of, created_at, id);
+    """,
+    # 6: batch replays: one row per batch, its report as JSON once it has finished.
+    """
+    CREATE TABLE replay_batches (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        endpoint_id TEXT,
+        processor_id TEXT,
+        report TEXT NOT NULL
     );
     """,
 )

@@ -45,7 +45,9 @@ def test_create_publishes_code_route_and_an_event_naming_the_processor(
         event = next_event(events)
 
     route = stored_processor_route(redis_client, keys, created["id"])
-    assert route == ProcessorRoute(created["id"], "one", "js", "wasm", content_hash(FIRST.encode()))
+    assert route == ProcessorRoute(
+        created["id"], "one", "js", "wasm", content_hash(FIRST.encode()), created["active_version_id"]
+    )
     assert redis_client.get(keys.processor_code(route.code_hash)) == FIRST.encode()
     assert (event.processor_id, event.endpoint_id) == (created["id"], "")
     assert redis_client.exists(keys.acks(event.event_id)) == 0
@@ -67,6 +69,7 @@ def test_update_publishes_the_new_code_hash(
     route = stored_processor_route(redis_client, keys, created["id"])
     assert route.code_hash == content_hash(SECOND.encode()) != old_hash
     assert route.name == "two"
+    assert route.version_id == response.json()["active_version_id"] != created["active_version_id"]
     assert redis_client.get(keys.processor_code(route.code_hash)) == SECOND.encode()
     assert event.processor_id == created["id"]
 
@@ -121,8 +124,12 @@ def test_startup_reconcile_refills_a_flushed_redis(
     code_hash = content_hash(FIRST.encode())
     second_hash = content_hash(SECOND.encode())
     assert redis_client.hgetall(keys.processors) == {
-        first["id"].encode(): ProcessorRoute(first["id"], "first", "js", "v8", code_hash).pack(),
-        second["id"].encode(): ProcessorRoute(second["id"], "second", "ts", "wasm", second_hash).pack(),
+        first["id"].encode(): ProcessorRoute(
+            first["id"], "first", "js", "v8", code_hash, first["active_version_id"]
+        ).pack(),
+        second["id"].encode(): ProcessorRoute(
+            second["id"], "second", "ts", "wasm", second_hash, second["active_version_id"]
+        ).pack(),
     }
     assert redis_client.get(keys.processor_code(code_hash)) == FIRST.encode()
     assert redis_client.get(keys.processor_code(second_hash)) == SECOND.encode()

@@ -14,6 +14,7 @@ from control_plane.app import create_app
 from control_plane.settings import Settings
 
 SEED_KEYS = {"id", "name", "language", "runtime", "code"}
+VERSION_KEYS = {"active_version_id", "version_history"}
 JS_CODE = 'async function main(fh, request) {\n  return "hello";\n}\n'
 TS_CODE = "async function main(fh: any, request: any): Promise<string> {\n  return 'hi';\n}\n"
 
@@ -29,14 +30,17 @@ def create_processor(client: TestClient, **overrides: Any) -> dict[str, Any]:
     return created
 
 
-def test_create_returns_the_seed_object_with_a_new_uuid4(client: TestClient) -> None:
+def test_create_returns_the_seed_object_with_a_new_uuid4_and_its_first_version(client: TestClient) -> None:
     response = client.post("/admin/processor", json=processor_body())
 
     assert response.status_code == 201
     created = response.json()
-    assert set(created) == SEED_KEYS
+    assert set(created) == SEED_KEYS | VERSION_KEYS
     assert uuid.UUID(created["id"]).version == 4
     assert {key: created[key] for key in SEED_KEYS - {"id"}} == processor_body()
+    [version] = created["version_history"]
+    assert created["active_version_id"] == version["id"]
+    assert uuid.UUID(version["id"]).version == 4
 
 
 def test_get_list_put_delete_round_trip(client: TestClient) -> None:
@@ -50,7 +54,14 @@ def test_get_list_put_delete_round_trip(client: TestClient) -> None:
         f"/admin/processor/{first['id']}", json=processor_body(name="renamed", runtime="wasm")
     )
     assert replaced.status_code == 200
-    assert replaced.json() == {**first, "name": "renamed", "runtime": "wasm"}
+    new_version = replaced.json()["version_history"][-1]
+    assert replaced.json() == {
+        **first,
+        "name": "renamed",
+        "runtime": "wasm",
+        "active_version_id": new_version["id"],
+        "version_history": [*first["version_history"], new_version],
+    }
     assert client.get(f"/admin/processor/{first['id']}").json() == replaced.json()
 
     deleted = client.delete(f"/admin/processor/{first['id']}")
