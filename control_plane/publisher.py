@@ -101,6 +101,17 @@ class Publisher:
             ) from exc
         return receivers
 
+    async def publish_module(self, module_hash: str, data: bytes, *, change: str) -> None:
+        """Put a module's bytes in Redis without touching any route: a deploy stored without
+        activation, which data planes fetch by hash when it is replayed or activated."""
+        try:
+            await self._redis.set(self._keys.module(module_hash), data, nx=True)
+        except (RedisError, OSError) as exc:
+            log.error("publishing %s failed: %s", change, exc)
+            raise Unavailable(
+                f"{change} is stored but could not be published: Redis unavailable (FFAAS_REDIS_URL)"
+            ) from exc
+
     def _reconcile_in_background(self) -> None:
         """After a failed publish, keep reconciling until Redis answers, so data planes converge."""
         if self._reconciler is None or self._reconciler.done():
@@ -124,7 +135,7 @@ class Publisher:
         routes = await endpoint_store.active_routes(self._db)
         async with self._route_lock:
             for route in routes:
-                await self._ensure_module(route.module_hash)
+                await self.ensure_module(route.module_hash)
                 await self._redis.hset(self._keys.routes, route.endpoint_id, _packed(route))
             active = {route.endpoint_id for route in routes}
             stored = [_text(endpoint_id) for endpoint_id in await self._redis.hkeys(self._keys.routes)]
@@ -144,12 +155,14 @@ class Publisher:
             if route is None:
                 await self._redis.hdel(self._keys.routes, endpoint_id)
                 return None
-            await self._ensure_module(route.module_hash)
+            await self.ensure_module(route.module_hash)
             await self._redis.hset(self._keys.routes, endpoint_id, _packed(route))
             return route
 
-    async def _ensure_module(self, module_hash: str) -> None:
-        """Make the module's bytes available in Redis, refilling them from SQLite if missing."""
+    async def ensure_module(self, module_hash: str) -> None:
+        """Make the module's bytes available in Redis, refilling them from SQLite if missing.
+
+        Raises Redis errors as they come (callers outside publishing map them to 503)."""
         key = self._keys.module(module_hash)
         if await self._redis.exists(key):
             return

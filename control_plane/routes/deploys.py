@@ -1,7 +1,10 @@
 """Deploys: upload a module to an endpoint (it becomes active), and roll back to an older one.
 
-- POST /endpoint/<id>/deploy, body = the wasm bytes (any content type) -> 201 deploy object.
-  Refused uploads (too large: 413; empty or invalid: 400) store nothing, anywhere.
+- POST /endpoint/<id>/deploy[?activate=false], body = the wasm bytes (any content type) -> 201
+  deploy object. Refused uploads (too large: 413; empty or invalid: 400) store nothing,
+  anywhere. With `activate=false` the deploy joins the history and its bytes go to Redis (so
+  it can be replayed against, or activated later by a rollback to it), but the active deploy
+  and the data planes' routes stay as they were.
 - POST /endpoint/<id>/rollback, optional body {"deploy_id": "<uuid>"} -> 200 endpoint object.
   Without a deploy_id, the deploy preceding the active one in the history becomes active.
   The history itself never changes.
@@ -32,6 +35,7 @@ async def create_deploy(request: Request) -> JSONResponse:
     endpoint_id = request.path_params["endpoint_id"]
     if await store.get_endpoint(found.db, endpoint_id) is None:
         raise endpoint_not_found(endpoint_id)
+    activate = _activate(request)
     limit = found.settings.max_module_bytes
     data = await read_capped_body(
         request, limit, f"module is larger than {limit} bytes (FFAAS_MAX_MODULE_BYTES)"
@@ -40,13 +44,23 @@ async def create_deploy(request: Request) -> JSONResponse:
         raise BadRequest("request body is empty; send the WebAssembly module's bytes")
     await asyncio.to_thread(validate_module, data)
     module_hash = content_hash(data)
-    deploy = await store.add_deploy(found.db, endpoint_id, module_hash, data)
+    deploy = await store.add_deploy(found.db, endpoint_id, module_hash, data, activate=activate)
     if deploy is None:  # deleted while the upload was being validated
         raise endpoint_not_found(endpoint_id)
-    await found.publisher.publish_endpoint(
-        endpoint_id, change=f"deploy {deploy.id}", module=(module_hash, data)
-    )
+    if activate:
+        await found.publisher.publish_endpoint(
+            endpoint_id, change=f"deploy {deploy.id}", module=(module_hash, data)
+        )
+    else:
+        await found.publisher.publish_module(module_hash, data, change=f"deploy {deploy.id}")
     return JSONResponse(deploy_json(deploy), status_code=201)
+
+
+def _activate(request: Request) -> bool:
+    raw = request.query_params.get("activate", "true")
+    if raw not in ("true", "false"):
+        raise BadRequest(f"activate must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 async def rollback(request: Request) -> JSONResponse:

@@ -3,7 +3,8 @@
 Invariants:
 - `active_deploy_id` is NULL before the first deploy, and otherwise the id of one of the
   endpoint's own deploys.
-- A deploy row, its module row and the switch of `active_deploy_id` commit together.
+- A deploy row, its module row and the switch of `active_deploy_id` commit together; a deploy
+  stored without activation only joins the history.
 - Rolling back only moves `active_deploy_id`; the deploy history is append-only.
 - Deleting an endpoint deletes its deploys and environment (ON DELETE CASCADE); module
   bytes stay, since other deploys may share them.
@@ -88,8 +89,11 @@ async def delete_endpoint(db: Database, endpoint_id: str) -> bool:
         return cursor.rowcount > 0
 
 
-async def add_deploy(db: Database, endpoint_id: str, module_hash: str, data: bytes) -> Deploy | None:
-    """Store the module and a new deploy of it, and make that deploy active; None if no endpoint."""
+async def add_deploy(
+    db: Database, endpoint_id: str, module_hash: str, data: bytes, *, activate: bool = True
+) -> Deploy | None:
+    """Store the module and a new deploy of it, and make that deploy active unless `activate` is
+    False (it then only joins the history); None if no endpoint."""
     deploy = Deploy(str(uuid.uuid4()), endpoint_id, module_hash, utc_now())
     async with db.transaction() as connection:
         if await _endpoint_row(connection, endpoint_id) is None:
@@ -99,10 +103,20 @@ async def add_deploy(db: Database, endpoint_id: str, module_hash: str, data: byt
             "INSERT INTO deploys (id, endpoint_id, module_hash, created_at) VALUES (?, ?, ?, ?)",
             (deploy.id, deploy.endpoint_id, deploy.module_hash, deploy.created_at),
         )
-        await connection.execute(
-            "UPDATE endpoints SET active_deploy_id = ? WHERE id = ?", (deploy.id, endpoint_id)
-        )
+        if activate:
+            await connection.execute(
+                "UPDATE endpoints SET active_deploy_id = ? WHERE id = ?", (deploy.id, endpoint_id)
+            )
     return deploy
+
+
+async def get_deploy(db: Database, deploy_id: str) -> Deploy | None:
+    async with (
+        db.reading() as connection,
+        connection.execute(f"SELECT {_DEPLOY_COLUMNS} FROM deploys WHERE id = ?", (deploy_id,)) as cursor,
+    ):
+        row = await cursor.fetchone()
+    return Deploy(*row) if row else None
 
 
 async def activate_deploy(
