@@ -2,7 +2,7 @@
 
 Runs (`/<endpoint-id>[/...]` and `/processor/<id>/...`, any method) go straight
 to their dispatchers, which are plain ASGI apps; Starlette serves the rest
-(`/status`) and drives the lifespan.
+(`/status`, and `POST /replay` for control planes, see `replay`) and drives the lifespan.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from data_plane.host.network_policy import NetworkPolicy
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
+from data_plane.replay import ReplayRoute
+from data_plane.replay_runner import ReplayRunner
 from data_plane.runtime.fresh_runs import FreshRunLimit
 from data_plane.runtime.module_cache import ModuleCache
 from data_plane.runtime.quickjs_wasm import EngineLoader
@@ -100,12 +102,21 @@ def create_app(settings: Settings) -> DataPlaneApp:
         }
         js = JsExecutor(runtimes, outbound, max_log_bytes=settings.max_log_bytes)
         front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
+        replays.runner = ReplayRunner(
+            endpoints=front.endpoints,
+            processors=front.processors,
+            recorder=recorder,
+            cache=cache,
+            redis=redis,
+            keys=keys,
+            **capture,
+        )
         app.state.redis = redis
         app.state.recorder = recorder
         try:
             yield
         finally:
-            front.endpoints = front.processors = None
+            front.endpoints = front.processors = replays.runner = None
             await recorder.close()
             await sync.stop()
             await outbound.aclose()
@@ -132,10 +143,16 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "modules_loaded_from_disk": cache.loaded_from_disk,
                 "wasm_js_engine": quickjs.state,
                 "conversation_outbox": request.app.state.recorder.outbox_size,
+                "replays_running": replays.runner.running if replays.runner else 0,
+                "replays_finished": replays.runner.finished if replays.runner else 0,
             }
         )
 
-    app = Starlette(routes=[Route("/status", status, methods=["GET"])], lifespan=lifespan)
+    replays = ReplayRoute(admin_token=settings.admin_token, max_job_bytes=settings.max_replay_bytes)
+    app = Starlette(
+        routes=[Route("/status", status, methods=["GET"]), Route("/replay", replays.handle, methods=["POST"])],
+        lifespan=lifespan,
+    )
     install_error_handlers(app)
     front = DataPlaneApp(app)  # the lifespan above installs its dispatchers once Redis is connected
     return front
@@ -158,6 +175,6 @@ class DataPlaneApp:
             first_segment = scope["path"].split("/", 2)[1]
             if first_segment == "processor" and self.processors is not None:
                 return await self.processors(scope, receive, send)
-            if first_segment not in ("", "status", "processor") and self.endpoints is not None:
+            if first_segment not in ("", "status", "processor", "replay") and self.endpoints is not None:
                 return await self.endpoints(scope, receive, send)
         await self.starlette(scope, receive, send)

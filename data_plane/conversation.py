@@ -32,6 +32,9 @@ class Conversation:
         deploy_id: str | None = None,
         module_hash: str | None = None,
         request_processor_id: str | None = None,
+        processor_version_id: str | None = None,
+        replay_of: str | None = None,
+        replay_mode: str | None = None,
     ) -> None:
         self.id = new_id()
         self.created_at = utc_now()
@@ -43,6 +46,9 @@ class Conversation:
             "deploy_id": deploy_id,
             "module_hash": module_hash,
             "request_processor_id": request_processor_id,
+            "processor_version_id": processor_version_id,
+            "replay_of": replay_of,
+            "replay_mode": replay_mode,
         }
         self.request_item = new_item(
             "request",

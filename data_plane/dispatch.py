@@ -41,6 +41,12 @@ class EndpointDispatcher(RunDispatcher):
         incoming, conversation, refused = await self.read_request(request, conversation_for)
         if refused is not None:
             return refused
+        return await self.run(endpoint, incoming, conversation)
+
+    async def run(
+        self, endpoint: PreparedEndpoint, incoming: IncomingRequest, conversation: Conversation
+    ) -> Response:
+        """Run `endpoint`'s module on `incoming`; record `conversation` and answer (replays too)."""
         run = await self._executor.run(endpoint, incoming)
         result = run.result
         if result is not None:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
 from data_plane.executors.js import JsExecutor
+from data_plane.executors.js_host import OutboundSender
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor, Registry
 from data_plane.responses import answer, answer_error
@@ -44,7 +45,22 @@ class ProcessorDispatcher(RunDispatcher):
         incoming, conversation, refused = await self.read_request(request, conversation_for)
         if refused is not None:
             return refused
-        run = await self._js.run(processor, incoming, conversation, with_prelude=ENTRY_POINTS[segments[2]])
+        return await self.run(processor, incoming, conversation, with_prelude=ENTRY_POINTS[segments[2]])
+
+    async def run(
+        self,
+        processor: PreparedProcessor,
+        incoming: IncomingRequest,
+        conversation: Conversation,
+        *,
+        with_prelude: bool,
+        outbound: OutboundSender | None = None,
+    ) -> Response:
+        """Run `processor` on `incoming`; record `conversation` and answer. `outbound` answers its
+        outbound requests instead of the network (a replay from the record)."""
+        run = await self._js.run(
+            processor, incoming, conversation, with_prelude=with_prelude, outbound=outbound
+        )
         if run.error is not None:
             return await answer_error(
                 self.recorder,
@@ -58,4 +74,9 @@ class ProcessorDispatcher(RunDispatcher):
         return await answer(self.recorder, conversation, run.response, duration_ms=run.elapsed_ms)
 
     def _conversation(self, processor: PreparedProcessor, incoming: IncomingRequest) -> Conversation:
-        return Conversation(incoming, body_cap=self.body_cap, request_processor_id=processor.processor_id)
+        return Conversation(
+            incoming,
+            body_cap=self.body_cap,
+            request_processor_id=processor.processor_id,
+            processor_version_id=processor.version_id or None,
+        )

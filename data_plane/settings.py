@@ -37,6 +37,9 @@ class Settings:
     v8_warm_contexts: int = 4
     js_engine_wasm: Path = BUILT_JS_ENGINE
     log_level: str = "info"
+    admin_token: str = ""
+    """Shared with the control plane: `POST /replay` needs the replay token derived from it."""
+    max_replay_bytes: int = 32 * MIB
 
     @property
     def module_cache_dir(self) -> Path:
@@ -81,6 +84,8 @@ class Settings:
             v8_warm_contexts=env_int(environ, "FFAAS_V8_WARM_CONTEXTS", cls.v8_warm_contexts, minimum=1),
             js_engine_wasm=Path(env_str(environ, "FFAAS_JS_ENGINE_WASM", str(cls.js_engine_wasm))),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
+            admin_token=env_str(environ, "FFAAS_ADMIN_TOKEN", cls.admin_token),
+            max_replay_bytes=env_int(environ, "FFAAS_MAX_REPLAY_BYTES", cls.max_replay_bytes, minimum=1024),
         )
 
 

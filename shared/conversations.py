@@ -22,6 +22,10 @@ import msgpack
 from shared.timestamps import utc_now
 
 STREAM_FIELD = b"r"
+DATA_URL_PREFIX = "data:application/octet-stream;base64,"
+"""How a captured body that is not UTF-8 starts."""
+OPTIONAL_RECORD_FIELDS = ("processor_version_id", "replay_of", "replay_mode")
+"""Fields added after the first record format: left out of a packed record when None."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,20 @@ class ConversationRecord:
     module_hash: str | None = None
     request_processor_id: str | None = None
     items: list[AuditItem] = field(default_factory=list)
+    processor_version_id: str | None = None
+    """For processor runs: the processor version that ran (None for a draft replay)."""
+    replay_of: str | None = None
+    """For a replay: the id of the conversation it replays."""
+    replay_mode: str | None = None
+    """For a replay: how its outbound requests were answered, "recorded" or "live"."""
 
     def pack(self) -> bytes:
         # vars() instead of dataclasses.asdict(): asdict deep-copies, ~40 µs per record.
-        return msgpack.packb({**vars(self), "items": [vars(item) for item in self.items]})
+        fields = {**vars(self), "items": [vars(item) for item in self.items]}
+        for name in OPTIONAL_RECORD_FIELDS:  # absent when unset: older readers never see them
+            if fields[name] is None:
+                del fields[name]
+        return msgpack.packb(fields)
 
     @classmethod
     def unpack(cls, data: bytes) -> ConversationRecord:
@@ -86,7 +100,7 @@ def captured_body(data: bytes, cap: int) -> dict[str, Any]:
         if len(kept) < len(data) and exc.start >= len(kept) - 3:
             text = kept[: exc.start].decode("utf-8", errors="strict")  # cut inside a multi-byte character
         else:
-            text = "data:application/octet-stream;base64," + base64.b64encode(kept).decode("ascii")
+            text = DATA_URL_PREFIX + base64.b64encode(kept).decode("ascii")
     captured: dict[str, Any] = {"body": text}
     if len(kept) < len(data):
         captured["body_truncated"] = True
@@ -100,3 +114,13 @@ def headers_payload(headers: tuple[tuple[str, str], ...] | list[tuple[str, str]]
     for name, value in headers:
         grouped.setdefault(name.lower(), []).append(value)
     return grouped
+
+
+def body_from_captured(body: str) -> bytes:
+    """The bytes of a captured body (the inverse of `captured_body` for a body that was not cut)."""
+    if body.startswith(DATA_URL_PREFIX):
+        try:
+            return base64.b64decode(body[len(DATA_URL_PREFIX) :], validate=True)
+        except ValueError:
+            pass  # UTF-8 text that happens to start like a data URL
+    return body.encode("utf-8")

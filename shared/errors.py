@@ -42,8 +42,18 @@ class Unauthorized(ServiceError):
     status = 401
 
 
+class Forbidden(ServiceError):
+    status = 403
+
+
 class NotFound(ServiceError):
     status = 404
+
+
+class Conflict(ServiceError):
+    """The request is well-formed but the stored state does not allow it (e.g. a cut record)."""
+
+    status = 409
 
 
 class MethodNotAllowed(ServiceError):
@@ -58,6 +68,12 @@ class GuestError(ServiceError):
     """The guest trapped, exited non-zero or broke a limit other than time."""
 
     status = 500
+
+
+class BadGateway(ServiceError):
+    """Another service this one relies on (a data plane, for the control plane) answered badly."""
+
+    status = 502
 
 
 class Unavailable(ServiceError):

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from data_plane.conversation import Conversation
 from data_plane.executors.guest_response import GuestResponse
 from data_plane.executors.js_failure import JsFailure
-from data_plane.executors.js_host import RunHost
+from data_plane.executors.js_host import OutboundSender, RunHost
 from data_plane.executors.js_response import response_from_result
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.incoming_request import IncomingRequest
@@ -73,10 +73,12 @@ class JsExecutor:
         conversation: Conversation,
         *,
         with_prelude: bool,
+        outbound: OutboundSender | None = None,
     ) -> JsRun:
+        """`outbound`: where `fh.dispatch_request` goes instead of the network (a replay's record)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        host = RunHost(conversation, self._outbound, self._max_log_bytes)
+        host = RunHost(conversation, outbound or self._outbound, self._max_log_bytes)
         try:
             evaluator = self._runtimes.get(processor.runtime)
             if evaluator is None:

@@ -20,10 +20,10 @@ import itertools
 import json
 import time
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from data_plane.conversation import Conversation
-from data_plane.host.outbound_http import OutboundError, OutboundHttp
+from data_plane.host.outbound_http import OutboundError, OutboundResponse
 from shared.conversations import captured_body, headers_payload
 
 TIME_LIMIT_REACHED = "the run reached its time limit (FFAAS_RUN_TIMEOUT_MS) before the answer came"
@@ -48,10 +48,19 @@ class LogBudget:
         return f"[ffaas] logs cut at {self.max_bytes} bytes (FFAAS_MAX_LOG_BYTES)"
 
 
+class OutboundSender(Protocol):
+    """Where a run's outbound requests go: `OutboundHttp` (the network), or a replay's record
+    (`replay_outbound.RecordedOutbound`). Raises `OutboundError` when there is no answer."""
+
+    async def send(
+        self, url: str, *, method: str, headers: list[tuple[str, str]], body: bytes | None
+    ) -> OutboundResponse: ...
+
+
 class RunHost:
     """The host functions of one run, on the event loop: logs and outbound requests, recorded."""
 
-    def __init__(self, conversation: Conversation, outbound: OutboundHttp, max_log_bytes: int) -> None:
+    def __init__(self, conversation: Conversation, outbound: OutboundSender, max_log_bytes: int) -> None:
         self.conversation = conversation
         self.log_budget = LogBudget(max_log_bytes)
         self._outbound = outbound

@@ -1,0 +1,80 @@
+"""`POST /replay` on the data plane: run a recorded request again against a given target.
+
+Only a control plane calls this route (`control_plane/replay_client.py`); the job's shape is
+in `replay_job`, how it runs in `replay_runner`. The answer is `{"conversation_id", "status"}`
+once the replay's conversation is in Redis, so the control plane can read it at once.
+
+Who may call it (the data plane listens on every address, and a replay runs code its caller
+chooses): with FFAAS_ADMIN_TOKEN set on the data plane, only a caller presenting
+`Authorization: Bearer <replay_token(FFAAS_ADMIN_TOKEN)>` (`shared.replay_auth`; compared in
+constant time), else 401; with no token configured, only callers on a loopback address, else
+403. The job body is capped at FFAAS_MAX_REPLAY_BYTES (413 above).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from ipaddress import ip_address
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from data_plane.replay_job import parse_job
+from data_plane.replay_runner import ReplayRunner
+from shared.errors import BadRequest, Forbidden, Unauthorized, Unavailable
+from shared.replay_auth import replay_token
+from shared.request_body import read_capped_body
+
+
+class ReplayRoute:
+    def __init__(self, *, admin_token: str, max_job_bytes: int) -> None:
+        self._expected = f"Bearer {replay_token(admin_token)}".encode() if admin_token else b""
+        self._max_job_bytes = max_job_bytes
+        self.runner: ReplayRunner | None = None
+        """Set by the lifespan once the dispatchers exist."""
+
+    async def handle(self, request: Request) -> JSONResponse:
+        self._check_caller(request)
+        runner = self.runner
+        if runner is None:
+            raise Unavailable("the data plane is starting or stopping; replay again in a moment")
+        limit = self._max_job_bytes
+        body = await read_capped_body(
+            request, limit, f"replay job is larger than {limit} bytes (FFAAS_MAX_REPLAY_BYTES)"
+        )
+        try:
+            job = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequest(f"the replay job is not valid JSON: {exc}") from exc
+        result = await runner.run(parse_job(job))
+        return JSONResponse({"conversation_id": result.conversation_id, "status": result.status})
+
+    def _check_caller(self, request: Request) -> None:
+        if self._expected:
+            presented = request.headers.get("authorization")
+            if presented is None:
+                raise Unauthorized(
+                    "replays need `Authorization: Bearer <replay token>`, which the control plane derives "
+                    "from FFAAS_ADMIN_TOKEN",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if not hmac.compare_digest(presented.encode(), self._expected):
+                raise Unauthorized(
+                    "wrong replay token: the control plane and the data plane must share FFAAS_ADMIN_TOKEN",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return
+        client = request.client.host if request.client else ""
+        if not _is_loopback(client):
+            raise Forbidden(
+                "replays are accepted only from loopback addresses while FFAAS_ADMIN_TOKEN is not set "
+                "on this data plane"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
