@@ -2,9 +2,10 @@
 
 The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries),
 reconciles Redis with SQLite (endpoints and processors), starts the conversation stream
-consumer (`ingest.py`) and retention (`retention.py`), and stores them on
-`app.state.services`. At shutdown it stops the two background tasks first, then closes
-Redis and the database. Nothing is opened at import time; a missing esbuild is logged,
+consumer (`ingest.py`), retention (`retention.py`) and replays (`replay.py`, batches in
+`replay_batches.py`, sent to a data plane by `replay_client.py`), and stores them on
+`app.state.services`. At shutdown it stops running batches and the two background tasks
+first, then closes Redis and the database. Nothing is opened at import time; a missing esbuild is logged,
 not fatal (saving a processor then answers 503). Routes come from `routes/`; every error
 leaves as the one JSON error body (`shared.errors.install_error_handlers`).
 """
@@ -22,10 +23,22 @@ from starlette.routing import BaseRoute
 from control_plane.auth import AdminTokenMiddleware
 from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
+from control_plane.replay import Replayer
+from control_plane.replay_batches import ReplayBatches
+from control_plane.replay_client import DataPlaneClient
 from control_plane.retention import Retention
-from control_plane.routes import conversations, deploys, endpoints, processors, status
+from control_plane.routes import (
+    conversations,
+    deploys,
+    endpoints,
+    processor_versions,
+    processors,
+    replay,
+    status,
+)
 from control_plane.settings import Settings
 from control_plane.state import Services
+from control_plane.storage import replay_batches as replay_batch_store
 from control_plane.storage.database import open_database
 from control_plane.transpile import esbuild_missing
 from shared import redis as shared_redis
@@ -41,7 +54,9 @@ def create_app(settings: Settings) -> Starlette:
         *endpoints.routes,
         *deploys.routes,
         *processors.routes,
+        *processor_versions.routes,
         *conversations.routes,
+        *replay.routes,
     ]
 
     @asynccontextmanager
@@ -63,7 +78,22 @@ def create_app(settings: Settings) -> Starlette:
                 max_conversations=settings.max_conversations,
                 interval_s=settings.retention_interval_s,
             )
-            app.state.services = Services(settings, db, redis, keys, publisher, ingester, retention)
+            data_plane = DataPlaneClient(
+                settings.replay_url, admin_token=settings.admin_token, timeout_ms=settings.replay_timeout_ms
+            )
+            replayer = Replayer(db, ingester, data_plane)
+            batches = ReplayBatches(
+                db,
+                replayer,
+                concurrency=settings.replay_concurrency,
+                max_batches=settings.replay_max_batches,
+                keep=settings.replay_batches_kept,
+            )
+            if interrupted := await replay_batch_store.interrupt_running(db):
+                log.warning("%d replay batch(es) were running when the control plane stopped", interrupted)
+            app.state.services = Services(
+                settings, db, redis, keys, publisher, ingester, retention, replayer, batches
+            )
             ingester.start()
             retention.start()
             log.info("control plane ready: database %s, Redis %s", settings.database_path, settings.redis_url)
@@ -73,10 +103,12 @@ def create_app(settings: Settings) -> Starlette:
                 yield
             finally:
                 try:
+                    await batches.close()
                     await ingester.stop()
                 finally:
                     await retention.stop()
                     await publisher.close()
+                    await data_plane.aclose()
         finally:
             await redis.aclose()
             await db.close()

@@ -23,6 +23,12 @@ naming it.
 | FFAAS_MAX_PROCESSOR_CODE_BYTES     | 1048576 (1 MiB of UTF-8 processor code)           |
 | FFAAS_ESBUILD_PATH                 | <repository>/node_modules/.bin/esbuild            |
 | FFAAS_TRANSPILE_TIMEOUT_MS         | 10000 (one esbuild run at save time)              |
+| FFAAS_DATA_PLANE_URL               | FFAAS_PUBLIC_URL (where replays are sent)         |
+| FFAAS_REPLAY_TIMEOUT_MS            | 60000 (a data plane's answer to one replay)       |
+| FFAAS_REPLAY_CONCURRENCY           | 2 (batch replays in flight, all batches together) |
+| FFAAS_REPLAY_MAX_BATCHES           | 4 (batches running at once)                       |
+| FFAAS_REPLAY_BATCH_MAX_RUNS        | 1000 (largest `limit` of one batch)               |
+| FFAAS_REPLAY_BATCHES_KEPT          | 1000 (newest batch reports kept in SQLite)        |
 """
 
 from __future__ import annotations
@@ -57,6 +63,18 @@ class Settings:
     max_processor_code_bytes: int = 1024 * 1024
     esbuild_path: Path = DEFAULT_ESBUILD_PATH
     transpile_timeout_ms: int = 10_000
+    data_plane_url: str = ""
+    """Where the control plane sends replays; empty means `public_url`."""
+    replay_timeout_ms: int = 60_000
+    replay_concurrency: int = 2
+    replay_max_batches: int = 4
+    replay_batch_max_runs: int = 1000
+    replay_batches_kept: int = 1000
+
+    @property
+    def replay_url(self) -> str:
+        """The data plane that runs this control plane's replays."""
+        return self.data_plane_url or self.public_url
 
     @property
     def database_path(self) -> Path:
@@ -71,6 +89,11 @@ class Settings:
         log_level = env_str(environ, "FFAAS_LOG_LEVEL", "info").lower()
         if log_level not in LOG_LEVELS:
             raise SettingError(f"FFAAS_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        data_plane_url = env_str(environ, "FFAAS_DATA_PLANE_URL", "")
+        if data_plane_url and not data_plane_url.startswith(("http://", "https://")):
+            raise SettingError(
+                f"FFAAS_DATA_PLANE_URL must start with http:// or https://, got {data_plane_url!r}"
+            )
         port = env_int(environ, "FFAAS_CONTROL_PLANE_PORT", 3000, minimum=1)
         if port > 65535:
             raise SettingError(f"FFAAS_CONTROL_PLANE_PORT must be at most 65535, got {port}")
@@ -101,5 +124,19 @@ class Settings:
             esbuild_path=Path(env_str(environ, "FFAAS_ESBUILD_PATH", str(DEFAULT_ESBUILD_PATH))),
             transpile_timeout_ms=env_int(
                 environ, "FFAAS_TRANSPILE_TIMEOUT_MS", cls.transpile_timeout_ms, minimum=1
+            ),
+            data_plane_url=data_plane_url.rstrip("/"),
+            replay_timeout_ms=env_int(environ, "FFAAS_REPLAY_TIMEOUT_MS", cls.replay_timeout_ms, minimum=1),
+            replay_concurrency=env_int(
+                environ, "FFAAS_REPLAY_CONCURRENCY", cls.replay_concurrency, minimum=1
+            ),
+            replay_max_batches=env_int(
+                environ, "FFAAS_REPLAY_MAX_BATCHES", cls.replay_max_batches, minimum=1
+            ),
+            replay_batch_max_runs=env_int(
+                environ, "FFAAS_REPLAY_BATCH_MAX_RUNS", cls.replay_batch_max_runs, minimum=1
+            ),
+            replay_batches_kept=env_int(
+                environ, "FFAAS_REPLAY_BATCHES_KEPT", cls.replay_batches_kept, minimum=1
             ),
         )

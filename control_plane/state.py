@@ -9,6 +9,8 @@ from starlette.requests import Request
 
 from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
+from control_plane.replay import Replayer
+from control_plane.replay_batches import ReplayBatches
 from control_plane.retention import Retention
 from control_plane.settings import Settings
 from control_plane.storage.database import Database
@@ -24,6 +26,8 @@ class Services:
     publisher: Publisher
     ingester: Ingester
     retention: Retention
+    replayer: Replayer
+    replay_batches: ReplayBatches
 
 
 def services(request: Request) -> Services:

@@ -2,12 +2,15 @@
 
 Shapes (the fh-http seed's RequestConversation and AuditItem, plus FFAAS fields):
 - conversation: {id, created_at, request_processor_id, endpoint_id, deploy_id, module_hash,
-  finished_at, duration_ms, outcome, status, error, error_detail, audit_items}; ids that
-  do not apply are null (`request_processor_id` for endpoint runs, and the reverse).
+  processor_version_id, replay_of, replay_mode, finished_at, duration_ms, outcome, status,
+  error, error_detail, audit_items}; ids that do not apply are null (`request_processor_id`
+  and `processor_version_id` for endpoint runs, and the reverse; `replay_of` and
+  `replay_mode` for runs that are not replays).
 - audit item: {kind, id, created_at, conversation_id, payload}, plus `inc` for requests
   and `request` for responses (present only when set), oldest first.
-- GET /conversation?endpoint_id=&processor_id=&limit=&before= -> {"conversations": [...
-  without audit_items], "next": cursor or null}, newest first; pass `next` as `before`.
+- GET /conversation?endpoint_id=&processor_id=&replay_of=&is_replay=&outcome=&since=&limit=&before=
+  -> {"conversations": [... without audit_items], "next": cursor or null}, newest first; pass
+  `next` as `before`.
 
 No race with the run: the data plane adds a conversation to the stream before it
 answers, so an id not yet in SQLite makes the ingester catch up with the stream before
@@ -21,6 +24,7 @@ import binascii
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -31,12 +35,22 @@ from starlette.routing import Route
 from control_plane.state import Services, services
 from control_plane.storage import conversations as store
 from shared.errors import BadRequest, NotFound, Unavailable
+from shared.timestamps import format_timestamp
 
 log = logging.getLogger("ffaas.control_plane.conversations")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-LIST_PARAMETERS = ("endpoint_id", "processor_id", "limit", "before")
+LIST_PARAMETERS = (
+    "endpoint_id",
+    "processor_id",
+    "replay_of",
+    "is_replay",
+    "outcome",
+    "since",
+    "limit",
+    "before",
+)
 
 
 def conversation_json(conversation: store.Conversation) -> dict[str, Any]:
@@ -47,6 +61,9 @@ def conversation_json(conversation: store.Conversation) -> dict[str, Any]:
         "endpoint_id": conversation.endpoint_id,
         "deploy_id": conversation.deploy_id,
         "module_hash": conversation.module_hash,
+        "processor_version_id": conversation.processor_version_id,
+        "replay_of": conversation.replay_of,
+        "replay_mode": conversation.replay_mode,
         "finished_at": conversation.finished_at,
         "duration_ms": conversation.duration_ms,
         "outcome": conversation.outcome,
@@ -72,12 +89,12 @@ def item_json(item: store.StoredItem) -> dict[str, Any]:
 
 
 async def get_conversation(request: Request) -> JSONResponse:
-    conversation, items = await _find(services(request), request.path_params["conversation_id"])
-    return JSONResponse({**conversation_json(conversation), "audit_items": [item_json(i) for i in items]})
+    conversation, items = await find_conversation(services(request), request.path_params["conversation_id"])
+    return JSONResponse(full_conversation_json(conversation, items))
 
 
 async def get_audit_items(request: Request) -> JSONResponse:
-    _, items = await _find(services(request), request.path_params["conversation_id"])
+    _, items = await find_conversation(services(request), request.path_params["conversation_id"])
     return JSONResponse([item_json(item) for item in items])
 
 
@@ -94,13 +111,24 @@ async def list_conversations(request: Request) -> JSONResponse:
         endpoint_id=params.get("endpoint_id"),
         processor_id=params.get("processor_id"),
         before=None if before is None else _decode_cursor(before),
+        replay_of=params.get("replay_of"),
+        is_replay=_boolean(params.get("is_replay"), "is_replay"),
+        outcome=params.get("outcome"),
+        since=parse_since(params.get("since")),
     )
     page = conversations[:limit]
     following = _encode_cursor(page[-1]) if len(conversations) > limit else None
     return JSONResponse({"conversations": [conversation_json(c) for c in page], "next": following})
 
 
-async def _find(found: Services, conversation_id: str) -> tuple[store.Conversation, list[store.StoredItem]]:
+def full_conversation_json(conversation: store.Conversation, items: list[store.StoredItem]) -> dict[str, Any]:
+    """The conversation as `GET /conversation/<id>` shows it, with its audit items."""
+    return {**conversation_json(conversation), "audit_items": [item_json(item) for item in items]}
+
+
+async def find_conversation(
+    found: Services, conversation_id: str
+) -> tuple[store.Conversation, list[store.StoredItem]]:
     """The stored conversation; if missing, catch up with the stream once and look again."""
     stored = await store.get_conversation(found.db, conversation_id)
     if stored is None and _is_uuid(conversation_id):
@@ -124,6 +152,27 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def parse_since(raw: str | None) -> str | None:
+    """`since` as stored timestamps are written (RFC 3339, UTC, microseconds, Z), to compare as text."""
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise BadRequest(
+            f"since must be an RFC 3339 timestamp, e.g. 2024-01-09T23:45:48Z, got {raw!r}"
+        ) from None
+    return format_timestamp(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _boolean(raw: str | None, name: str) -> bool | None:
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
 
 
 def _limit(raw: str | None) -> int:

@@ -1,4 +1,5 @@
-"""GET /status: the control plane is up; says whether Redis answers, without failing if not."""
+"""GET /status: the control plane is up; says whether Redis answers, without failing if not, and how
+many batch replays are running and how many of their runs are on a data plane now."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ async def get_status(request: Request) -> JSONResponse:
         redis = "ok"
     except (RedisError, OSError, TimeoutError):
         redis = "unavailable"
-    return JSONResponse({"status": "ok", "service": "control-plane", "redis": redis})
+    batches = services(request).replay_batches
+    return JSONResponse(
+        {
+            "status": "ok",
+            "service": "control-plane",
+            "redis": redis,
+            "replay_batches_running": batches.running,
+            "replay_runs_in_flight": batches.runs_in_flight,
+        }
+    )
 
 
 routes = [Route("/status", get_status, methods=["GET"])]

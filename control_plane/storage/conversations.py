@@ -26,7 +26,7 @@ from shared.timestamps import format_timestamp
 
 _CONVERSATION_COLUMNS = (
     "id, created_at, finished_at, duration_ms, outcome, status, error, error_detail, "
-    "endpoint_id, deploy_id, module_hash, request_processor_id"
+    "endpoint_id, deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, replay_mode"
 )
 _ITEM_COLUMNS = "kind, id, created_at, conversation_id, payload, inc, request"
 
@@ -45,6 +45,9 @@ class Conversation:
     deploy_id: str | None
     module_hash: str | None
     request_processor_id: str | None
+    processor_version_id: str | None = None
+    replay_of: str | None = None
+    replay_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ def conversation_rows(record: ConversationRecord, ingested_at: str) -> Conversat
         _optional_text(record.deploy_id, "deploy_id"),
         _optional_text(record.module_hash, "module_hash"),
         _optional_text(record.request_processor_id, "request_processor_id"),
+        _optional_text(record.processor_version_id, "processor_version_id"),
+        _optional_text(record.replay_of, "replay_of"),
+        _optional_text(record.replay_mode, "replay_mode"),
         ingested_at,
     )
     items = [
@@ -106,7 +112,7 @@ async def store_conversations(db: Database, batch: list[ConversationRows]) -> in
         for rows in batch:
             cursor = await connection.execute(
                 f"INSERT OR IGNORE INTO conversations ({_CONVERSATION_COLUMNS}, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.conversation,
             )
             added += cursor.rowcount
@@ -145,8 +151,16 @@ async def list_conversations(
     endpoint_id: str | None = None,
     processor_id: str | None = None,
     before: tuple[str, str] | None = None,
+    replay_of: str | None = None,
+    is_replay: bool | None = None,
+    outcome: str | None = None,
+    since: str | None = None,
 ) -> list[Conversation]:
-    """At most `limit` conversations, newest first, strictly older than `before` (created_at, id)."""
+    """At most `limit` conversations, newest first, strictly older than `before` (created_at, id).
+
+    `replay_of`: only replays of that conversation; `is_replay`: only replays (True) or only
+    original runs (False); `since`: created at or after that timestamp.
+    """
     clauses: list[str] = []
     params: list[Any] = []
     if endpoint_id is not None:
@@ -155,6 +169,17 @@ async def list_conversations(
     if processor_id is not None:
         clauses.append("request_processor_id = ?")
         params.append(processor_id)
+    if replay_of is not None:
+        clauses.append("replay_of = ?")
+        params.append(replay_of)
+    if is_replay is not None:
+        clauses.append("replay_of IS NOT NULL" if is_replay else "replay_of IS NULL")
+    if outcome is not None:
+        clauses.append("outcome = ?")
+        params.append(outcome)
+    if since is not None:
+        clauses.append("created_at >= ?")
+        params.append(since)
     if before is not None:
         clauses.append("(created_at, id) < (?, ?)")
         params.extend(before)

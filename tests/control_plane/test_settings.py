@@ -22,6 +22,13 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.admin_token == ""
     assert settings.max_module_bytes == 33554432
     assert settings.deploy_ack_timeout_ms == 5000
+    assert settings.replay_url == settings.public_url
+    assert (settings.replay_timeout_ms, settings.replay_concurrency) == (60_000, 2)
+    assert (settings.replay_max_batches, settings.replay_batch_max_runs, settings.replay_batches_kept) == (
+        4,
+        1000,
+        1000,
+    )
 
 
 def test_every_variable_is_read() -> None:
@@ -37,6 +44,12 @@ def test_every_variable_is_read() -> None:
             "FFAAS_MAX_MODULE_BYTES": "1_000_000",
             "FFAAS_DEPLOY_ACK_TIMEOUT_MS": "250",
             "FFAAS_LOG_LEVEL": "DEBUG",
+            "FFAAS_DATA_PLANE_URL": "http://data-plane.internal:4000/",
+            "FFAAS_REPLAY_TIMEOUT_MS": "9000",
+            "FFAAS_REPLAY_CONCURRENCY": "3",
+            "FFAAS_REPLAY_MAX_BATCHES": "5",
+            "FFAAS_REPLAY_BATCH_MAX_RUNS": "200",
+            "FFAAS_REPLAY_BATCHES_KEPT": "10",
         }
     )
 
@@ -51,7 +64,14 @@ def test_every_variable_is_read() -> None:
         max_module_bytes=1_000_000,
         deploy_ack_timeout_ms=250,
         log_level="debug",
+        data_plane_url="http://data-plane.internal:4000",
+        replay_timeout_ms=9000,
+        replay_concurrency=3,
+        replay_max_batches=5,
+        replay_batch_max_runs=200,
+        replay_batches_kept=10,
     )
+    assert settings.replay_url == "http://data-plane.internal:4000"
     assert settings.database_path == Path("/var/lib/ffaas/control_plane.sqlite3")
 
 
@@ -69,6 +89,12 @@ def test_public_url_defaults_to_the_data_plane_port() -> None:
         ("FFAAS_DEPLOY_ACK_TIMEOUT_MS", "-5"),
         ("FFAAS_PUBLIC_URL", "fn.example.com"),
         ("FFAAS_LOG_LEVEL", "loud"),
+        ("FFAAS_DATA_PLANE_URL", "data-plane:4000"),
+        ("FFAAS_REPLAY_TIMEOUT_MS", "0"),
+        ("FFAAS_REPLAY_CONCURRENCY", "0"),
+        ("FFAAS_REPLAY_MAX_BATCHES", "many"),
+        ("FFAAS_REPLAY_BATCH_MAX_RUNS", "-1"),
+        ("FFAAS_REPLAY_BATCHES_KEPT", "0"),
     ],
 )
 def test_a_malformed_variable_fails_naming_it(name: str, value: str) -> None:
