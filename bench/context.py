@@ -25,6 +25,8 @@ class Options:
     """Runs made while the control plane is down, for the ingest-rate scenario."""
     lag_samples: int = 200
     """Fewest samples of each conversation-lag measurement."""
+    replay_runs: int = 200
+    """Recorded runs the batch-replay scenario replays."""
 
 
 @dataclass

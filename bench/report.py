@@ -131,7 +131,7 @@ def format_report(results: Results) -> str:
         lines.append(f"{key}: {value}")
     if results.latencies:
         lines.append("")
-        lines.append(f"{'conversation lag':<64}{'samples':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+        lines.append(f"{'latency':<64}{'samples':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
         for latency in results.latencies.values():
             lines.append(
                 f"{latency.label:<64}{latency.samples:>8}{latency.p50_ms:>9.2f}"

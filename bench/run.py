@@ -93,6 +93,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=200,
         help="fewest samples of each conversation-lag measurement (default 200)",
     )
+    parser.add_argument(
+        "--replay-runs",
+        type=_positive,
+        default=200,
+        help="recorded runs the batch-replay scenario replays (default 200)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_JSON, help="JSON output file")
     parser.add_argument(
         "--keep-workdir",
@@ -145,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         HELLO_WASM,
         backlog_runs=args.backlog,
         lag_samples=args.lag_samples,
+        replay_runs=args.replay_runs,
     )
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="ffaas-bench-"))

@@ -17,6 +17,7 @@ from bench.conversations import BACKLOG, LAG, conversation_lag, ingest_backlog
 from bench.js_engine import JS_ENGINE, measure_js_engine
 from bench.measure import measure_throughput
 from bench.processors import PROCESSORS, measure_processors
+from bench.replay import REPLAY, measure_replay
 from bench.results import Results, ThroughputRow
 from bench.wrk import wrk_missing
 
@@ -136,5 +137,6 @@ SCENARIOS: dict[str, Scenario] = {
     JS_ENGINE: measure_js_engine,
     BACKLOG: ingest_backlog,
     LAG: conversation_lag,
+    REPLAY: measure_replay,
     "restart": restart_data_plane,
 }

@@ -222,6 +222,16 @@ RELAY_V2 = """async function main(fh, request) {
   return {code: answer.code, headers: {'content-type': 'application/json'}, body: answer.body};
 }"""
 
+WANDERING = """async function main(fh, request) {
+  try {
+    await fh.dispatch_request('%(url)s/elsewhere', {method: 'GET'});
+    return 'sent';
+  } catch (error) {
+    return {code: 502, body: 'caught: ' + error.message};
+  }
+}"""
+FETCH_LONG = "async function main(fh) { return (await fh.dispatch_request('%s/long')).body; }"
+
 
 def test_a_relay_replayed_with_recorded_outbound_sends_nothing_and_gets_the_recorded_answer(
     cluster: Cluster, public: Plane, target: TargetServer
@@ -284,14 +294,7 @@ def test_a_dispatch_the_original_never_made_is_refused_inside_the_run(
 ) -> None:
     processor = cluster.create_processor(RELAY % {"url": target.url}, name="wanders")
     original = cluster.run_processor(processor["id"], method="POST", content=b"x", plane=public)
-    wandering = """async function main(fh, request) {
-      try {
-        await fh.dispatch_request('%(url)s/elsewhere', {method: 'GET'});
-        return 'sent';
-      } catch (error) {
-        return {code: 502, body: 'caught: ' + error.message};
-      }
-    }""" % {"url": target.url}
+    wandering = WANDERING % {"url": target.url}
 
     answer = replayed(cluster, original.headers["fh-conversation-id"], code=wandering)
 
@@ -359,7 +362,7 @@ def test_a_request_body_cut_when_recorded_is_refused_unless_allowed(
 def test_an_outbound_response_cut_when_recorded_is_refused_unless_allowed(
     cluster: Cluster, cutting: Plane, target: TargetServer
 ) -> None:
-    code = "async function main(fh) { return (await fh.dispatch_request('%s/long')).body; }" % target.url
+    code = FETCH_LONG % target.url
     processor = cluster.create_processor(code, name="cut outbound")
     original = cluster.run_processor(processor["id"], plane=cutting)
     assert len(original.text) > CAPTURE_CAP
