@@ -13,6 +13,7 @@ other refusal (401/403: the planes do not share FFAAS_ADMIN_TOKEN) -> 502 quotin
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -39,8 +40,9 @@ class DataPlaneClient:
     async def replay(self, job: dict[str, Any]) -> str:
         """Send `job`; the id of the replay's conversation, already in the conversation stream."""
         try:
-            response = await self._http.post(self.url, json=job)
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(self._timeout_ms / 1000):  # the whole exchange, not each read
+                response = await self._http.post(self.url, json=job)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise Unavailable(
                 f"the data plane at {self.url} did not answer the replay within {self._timeout_ms} ms "
                 "(FFAAS_REPLAY_TIMEOUT_MS)"

@@ -150,7 +150,10 @@ def create_app(settings: Settings) -> DataPlaneApp:
 
     replays = ReplayRoute(admin_token=settings.admin_token, max_job_bytes=settings.max_replay_bytes)
     app = Starlette(
-        routes=[Route("/status", status, methods=["GET"]), Route("/replay", replays.handle, methods=["POST"])],
+        routes=[
+            Route("/status", status, methods=["GET"]),
+            Route("/replay", replays.handle, methods=["POST"]),
+        ],
         lifespan=lifespan,
     )
     install_error_handlers(app)

@@ -2,7 +2,8 @@
 
 Only a control plane calls this route (`control_plane/replay_client.py`); the job's shape is
 in `replay_job`, how it runs in `replay_runner`. The answer is `{"conversation_id", "status"}`
-once the replay's conversation is in Redis, so the control plane can read it at once.
+once the replay's conversation is in Redis (and `FH-Conversation-Id`, as every run's answer), so
+the control plane can read it at once.
 
 Who may call it (the data plane listens on every address, and a replay runs code its caller
 chooses): with FFAAS_ADMIN_TOKEN set on the data plane, only a caller presenting
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse
 
 from data_plane.replay_job import parse_job
 from data_plane.replay_runner import ReplayRunner
+from data_plane.responses import CONVERSATION_HEADER
 from shared.errors import BadRequest, Forbidden, Unauthorized, Unavailable
 from shared.replay_auth import replay_token
 from shared.request_body import read_capped_body
@@ -48,7 +50,10 @@ class ReplayRoute:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadRequest(f"the replay job is not valid JSON: {exc}") from exc
         result = await runner.run(parse_job(job))
-        return JSONResponse({"conversation_id": result.conversation_id, "status": result.status})
+        return JSONResponse(
+            {"conversation_id": result.conversation_id, "status": result.status},
+            headers={CONVERSATION_HEADER: result.conversation_id},
+        )
 
     def _check_caller(self, request: Request) -> None:
         if self._expected:

@@ -31,7 +31,7 @@ from tests.e2e.conftest import running_cluster
 from tests.e2e.processes import Plane
 
 RUN_TIMEOUT_MS = 1000
-PROCESSOR_KEYS = {"id", "name", "language", "runtime", "code"}
+PROCESSOR_KEYS = {"id", "name", "language", "runtime", "code", "active_version_id", "version_history"}
 CONVERSATION_KEYS = {"id", "created_at", "request_processor_id", "audit_items"}
 ITEM_KEYS = {"kind", "id", "created_at", "conversation_id", "payload"}
 REQUEST_PAYLOAD_KEYS = {"method", "path", "query", "headers", "body", "version"}
@@ -148,7 +148,14 @@ def test_processor_create_get_list_replace_delete(cluster: Cluster, allowing: Pl
     replaced = cluster.admin.put(processors_url(cluster, processor["id"]), json=fields)
 
     assert replaced.status_code == 200, replaced.text
-    assert replaced.json() == {"id": processor["id"], **fields, "language": "ts"}
+    versions = replaced.json()["version_history"]
+    assert replaced.json() == {
+        "id": processor["id"],
+        **fields,
+        "language": "ts",
+        "active_version_id": versions[-1]["id"],
+        "version_history": [*processor["version_history"], versions[-1]],
+    }
     assert cluster.admin.get(processors_url(cluster, processor["id"])).json() == replaced.json()
     assert cluster.run_processor(processor["id"], plane=allowing).text == "two"
 

@@ -170,6 +170,7 @@ def test_recorded_outbound_answers_in_order_and_refuses_what_was_not_recorded(
     assert target.recorded.requests == []  # nothing left the machine
     answer = response.json()
     assert answer["status"] == 201
+    assert response.headers["fh-conversation-id"] == answer["conversation_id"]
     record = records(redis_url, Keys(key_prefix))[answer["conversation_id"]]
     assert (record.replay_of, record.replay_mode) == (job["replay_of"], "recorded")
     assert record.request_processor_id == job["processor"]["processor_id"]
