@@ -12,7 +12,8 @@ naming it.
 | FFAAS_CONTROL_PLANE_HOST           | 127.0.0.1                                         |
 | FFAAS_CONTROL_PLANE_PORT           | 3000                                              |
 | FFAAS_PUBLIC_URL                   | http://127.0.0.1:<FFAAS_DATA_PLANE_PORT or 4000>  |
-| FFAAS_ADMIN_TOKEN                  | empty: no authentication                          |
+| FFAAS_ADMIN_TOKEN                  | empty: no authentication (loopback hosts only)    |
+| FFAAS_ALLOW_INSECURE_ADMIN         | 0 (1: serve a non-loopback host without a token)  |
 | FFAAS_MAX_MODULE_BYTES             | 33554432 (32 MiB)                                 |
 | FFAAS_DEPLOY_ACK_TIMEOUT_MS        | 5000                                              |
 | FFAAS_LOG_LEVEL                    | info                                              |
@@ -33,11 +34,12 @@ naming it.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.settings import SettingError, env_int, env_str
+from shared.settings import SettingError, env_bool, env_int, env_str
 
 # `make install` runs `npm ci` at the repository root, which puts esbuild here.
 DEFAULT_ESBUILD_PATH = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "esbuild"
@@ -52,7 +54,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     public_url: str = "http://127.0.0.1:4000"
-    admin_token: str = ""
+    admin_token: str = field(default="", repr=False)
+    allow_insecure_admin: bool = False
     max_module_bytes: int = 32 * 1024 * 1024
     deploy_ack_timeout_ms: int = 5000
     log_level: str = "info"
@@ -80,6 +83,11 @@ class Settings:
     def database_path(self) -> Path:
         return Path(self.data_dir) / "control_plane.sqlite3"
 
+    @property
+    def admin_api_exposed(self) -> bool:
+        """The admin API listens beyond this machine with no token: allowed only by FFAAS_ALLOW_INSECURE_ADMIN."""
+        return not self.admin_token and not is_loopback_host(self.host)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         data_plane_port = env_int(environ, "FFAAS_DATA_PLANE_PORT", 4000, minimum=1)
@@ -97,7 +105,7 @@ class Settings:
         port = env_int(environ, "FFAAS_CONTROL_PLANE_PORT", 3000, minimum=1)
         if port > 65535:
             raise SettingError(f"FFAAS_CONTROL_PLANE_PORT must be at most 65535, got {port}")
-        return cls(
+        settings = cls(
             redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
             redis_prefix=env_str(environ, "FFAAS_REDIS_PREFIX", cls.redis_prefix),
             data_dir=Path(env_str(environ, "FFAAS_DATA_DIR", "./data")),
@@ -105,6 +113,7 @@ class Settings:
             port=port,
             public_url=public_url.rstrip("/"),
             admin_token=env_str(environ, "FFAAS_ADMIN_TOKEN", ""),
+            allow_insecure_admin=env_bool(environ, "FFAAS_ALLOW_INSECURE_ADMIN", cls.allow_insecure_admin),
             max_module_bytes=env_int(environ, "FFAAS_MAX_MODULE_BYTES", cls.max_module_bytes, minimum=8),
             deploy_ack_timeout_ms=env_int(environ, "FFAAS_DEPLOY_ACK_TIMEOUT_MS", cls.deploy_ack_timeout_ms),
             log_level=log_level,
@@ -140,3 +149,22 @@ class Settings:
                 environ, "FFAAS_REPLAY_BATCHES_KEPT", cls.replay_batches_kept, minimum=1
             ),
         )
+        if settings.admin_api_exposed and not settings.allow_insecure_admin:
+            raise SettingError(
+                f"refusing to serve the admin API on {settings.host} (FFAAS_CONTROL_PLANE_HOST) without "
+                "FFAAS_ADMIN_TOKEN: anyone who reaches that address could deploy and run code. Set "
+                "FFAAS_ADMIN_TOKEN (e.g. `openssl rand -hex 32`), or listen on a loopback address "
+                "(FFAAS_CONTROL_PLANE_HOST=127.0.0.1), or set FFAAS_ALLOW_INSECURE_ADMIN=1 to start "
+                "anyway with an open admin API"
+            )
+        return settings
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback IP (127.0.0.0/8, ::1); any other name or address may be reachable."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -27,6 +27,22 @@ def env_int(environ: Mapping[str, str], name: str, default: int, *, minimum: int
     return value
 
 
+def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    """`1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off` (any case); anything else names the variable."""
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
     """A comma-separated list; empty items are dropped."""
     return tuple(item.strip() for item in environ.get(name, "").split(",") if item.strip())

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from starlette.testclient import TestClient
 
+from control_plane import auth
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from tests.control_plane import wasm_modules
@@ -98,3 +99,38 @@ def test_status_is_ok_without_a_token(guarded: TestClient) -> None:
 def test_without_a_configured_token_no_route_needs_one(client: TestClient) -> None:
     assert client.get("/endpoint").status_code == 200
     assert client.post("/endpoint", json={"name": "open"}).status_code == 201
+
+
+def test_the_bearer_scheme_is_case_insensitive(guarded: TestClient) -> None:
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        response = guarded.get("/endpoint", headers={"authorization": f"{scheme} {TOKEN}"})
+        assert response.status_code == 200, (scheme, response.text)
+
+
+def test_a_non_ascii_token_is_compared_as_its_utf8_bytes(settings: Settings) -> None:
+    token = "clé-secrète-€"
+    with TestClient(create_app(replace(settings, admin_token=token))) as client:
+        right = client.get("/endpoint", headers={"authorization": b"Bearer " + token.encode()})
+        # The same characters in latin-1 are other bytes on the wire: not the token.
+        wrong = client.get("/endpoint", headers={"authorization": b"Bearer " + "clé-secrète-".encode("latin-1")})
+
+    assert right.status_code == 200, right.text
+    assert wrong.status_code == 401
+
+
+def test_tokens_are_compared_with_compare_digest_on_bytes(
+    guarded: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[object, object]] = []
+    real_compare = auth.hmac.compare_digest
+
+    def spy(presented: bytes, expected: bytes) -> bool:
+        compared.append((presented, expected))
+        return real_compare(presented, expected)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+
+    assert guarded.get("/endpoint", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert guarded.get("/endpoint", headers={"authorization": "Bearer nope"}).status_code == 401
+    assert guarded.get("/endpoint", headers={"authorization": f"Basic {TOKEN}"}).status_code == 401
+    assert compared == [(TOKEN.encode(), TOKEN.encode()), (b"nope", TOKEN.encode()), (b"\0", TOKEN.encode())]

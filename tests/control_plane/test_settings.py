@@ -100,3 +100,56 @@ def test_public_url_defaults_to_the_data_plane_port() -> None:
 def test_a_malformed_variable_fails_naming_it(name: str, value: str) -> None:
     with pytest.raises(SettingError, match=name):
         Settings.from_environ({name: value})
+
+
+# -- secure by default: no open admin API beyond this machine ------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "[2001:db8::1]", "ffaas.example.com"])
+def test_a_non_loopback_host_without_a_token_refuses_to_start(host: str) -> None:
+    with pytest.raises(SettingError) as refused:
+        Settings.from_environ({"FFAAS_CONTROL_PLANE_HOST": host})
+
+    message = str(refused.value)
+    for named in (host, "FFAAS_CONTROL_PLANE_HOST", "FFAAS_ADMIN_TOKEN", "FFAAS_ALLOW_INSECURE_ADMIN=1"):
+        assert named in message, f"{named!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST"])
+def test_a_loopback_host_needs_no_token(host: str) -> None:
+    settings = Settings.from_environ({"FFAAS_CONTROL_PLANE_HOST": host})
+
+    assert (settings.host, settings.admin_token, settings.admin_api_exposed) == (host, "", False)
+
+
+def test_a_token_opens_any_host() -> None:
+    settings = Settings.from_environ({"FFAAS_CONTROL_PLANE_HOST": "0.0.0.0", "FFAAS_ADMIN_TOKEN": "t0ken"})
+
+    assert (settings.admin_token, settings.admin_api_exposed) == ("t0ken", False)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", "on"])
+def test_the_escape_hatch_starts_an_open_admin_api_and_says_so(value: str) -> None:
+    settings = Settings.from_environ(
+        {"FFAAS_CONTROL_PLANE_HOST": "0.0.0.0", "FFAAS_ALLOW_INSECURE_ADMIN": value}
+    )
+
+    assert settings.allow_insecure_admin and settings.admin_api_exposed
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", "off", ""])
+def test_the_escape_hatch_switched_off_still_refuses(value: str) -> None:
+    with pytest.raises(SettingError, match="FFAAS_ADMIN_TOKEN"):
+        Settings.from_environ({"FFAAS_CONTROL_PLANE_HOST": "0.0.0.0", "FFAAS_ALLOW_INSECURE_ADMIN": value})
+
+
+def test_a_malformed_escape_hatch_is_named() -> None:
+    with pytest.raises(SettingError, match="FFAAS_ALLOW_INSECURE_ADMIN must be 1 or 0"):
+        Settings.from_environ({"FFAAS_ALLOW_INSECURE_ADMIN": "please"})
+
+
+def test_the_token_stays_out_of_the_settings_repr() -> None:
+    settings = Settings.from_environ({"FFAAS_ADMIN_TOKEN": "do-not-print-me"})
+
+    assert "do-not-print-me" not in repr(settings)
+    assert "do-not-print-me" not in str(settings)
