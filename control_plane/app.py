@@ -96,7 +96,11 @@ def create_app(settings: Settings) -> Starlette:
             )
             ingester.start()
             retention.start()
-            log.info("control plane ready: database %s, Redis %s", settings.database_path, settings.redis_url)
+            log.info(
+                "control plane ready: database %s, Redis %s",
+                settings.database_path,
+                shared_redis.redacted(settings.redis_url),
+            )
             if (missing := esbuild_missing(settings.esbuild_path)) is not None:
                 log.warning("saving processors will answer 503: %s", missing)
             try:

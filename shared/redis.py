@@ -5,12 +5,16 @@ restarted, connection dropped) a few times on a fresh one, so a restart of
 Redis costs the planes nothing but a short delay.  A retried write may be
 applied twice; everything FFAAS writes is idempotent for that reason (SET NX,
 HSET of the full state, conversation records ingested by id).
+
+A Redis URL may carry a password: it is logged and put in messages only through
+`redacted`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -22,6 +26,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("ffaas.redis")
 
 COMMAND_RETRIES = 3
+
+
+def redacted(url: str) -> str:
+    """`url` with its password (if any) replaced by `***`, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 async def connect(url: str, *, attempts: int = 20, delay_s: float = 0.5) -> aioredis.Redis:
@@ -40,8 +54,8 @@ async def connect(url: str, *, attempts: int = 20, delay_s: float = 0.5) -> aior
             if attempt == attempts:
                 await client.aclose()
                 raise RuntimeError(
-                    f"Redis at {url} did not answer after {attempts} attempts (FFAAS_REDIS_URL): {exc}"
+                    f"Redis at {redacted(url)} did not answer after {attempts} attempts (FFAAS_REDIS_URL): {exc}"
                 ) from exc
-            log.warning("Redis at %s not ready (attempt %d/%d): %s", url, attempt, attempts, exc)
+            log.warning("Redis at %s not ready (attempt %d/%d): %s", redacted(url), attempt, attempts, exc)
             await asyncio.sleep(delay_s)
     raise AssertionError("unreachable")
