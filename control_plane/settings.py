@@ -85,7 +85,7 @@ class Settings:
 
     @property
     def admin_api_exposed(self) -> bool:
-        """The admin API listens beyond this machine with no token: allowed only by FFAAS_ALLOW_INSECURE_ADMIN."""
+        """The admin API listens beyond this machine with no token (only with FFAAS_ALLOW_INSECURE_ADMIN)."""
         return not self.admin_token and not is_loopback_host(self.host)
 
     @classmethod

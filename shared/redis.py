@@ -53,8 +53,9 @@ async def connect(url: str, *, attempts: int = 20, delay_s: float = 0.5) -> aior
         except (RedisError, OSError) as exc:
             if attempt == attempts:
                 await client.aclose()
+                where = redacted(url)
                 raise RuntimeError(
-                    f"Redis at {redacted(url)} did not answer after {attempts} attempts (FFAAS_REDIS_URL): {exc}"
+                    f"Redis at {where} did not answer after {attempts} attempts (FFAAS_REDIS_URL): {exc}"
                 ) from exc
             log.warning("Redis at %s not ready (attempt %d/%d): %s", redacted(url), attempt, attempts, exc)
             await asyncio.sleep(delay_s)

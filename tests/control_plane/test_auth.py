@@ -112,7 +112,9 @@ def test_a_non_ascii_token_is_compared_as_its_utf8_bytes(settings: Settings) -> 
     with TestClient(create_app(replace(settings, admin_token=token))) as client:
         right = client.get("/endpoint", headers={"authorization": b"Bearer " + token.encode()})
         # The same characters in latin-1 are other bytes on the wire: not the token.
-        wrong = client.get("/endpoint", headers={"authorization": b"Bearer " + "clé-secrète-".encode("latin-1")})
+        wrong = client.get(
+            "/endpoint", headers={"authorization": b"Bearer " + "clé-secrète-".encode("latin-1")}
+        )
 
     assert right.status_code == 200, right.text
     assert wrong.status_code == 401

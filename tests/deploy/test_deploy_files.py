@@ -58,7 +58,9 @@ def test_the_images_control_plane_refuses_to_start_without_a_token() -> None:
         Settings.from_environ(env)
     assert "0.0.0.0 (FFAAS_CONTROL_PLANE_HOST)" in str(refused.value)
     assert Settings.from_environ({**env, "FFAAS_ADMIN_TOKEN": "t"}).admin_token == "t"
-    assert "-e FFAAS_ADMIN_TOKEN=" in (DEPLOY / "Containerfile").read_text(), "the header shows how to pass it"
+    assert "-e FFAAS_ADMIN_TOKEN=" in (DEPLOY / "Containerfile").read_text(), (
+        "the header shows how to pass it"
+    )
 
 
 # -- compose ---------------------------------------------------------------------------------------

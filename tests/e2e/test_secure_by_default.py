@@ -38,7 +38,11 @@ def control_plane(tmp_path: Path, redis: RedisServer, **settings: str) -> Plane:
 
 def test_a_non_loopback_address_without_a_token_refuses_to_start(tmp_path: Path) -> None:
     environment = plane_environment(
-        {"FFAAS_CONTROL_PLANE_HOST": "0.0.0.0", "FFAAS_DATA_DIR": str(tmp_path), "FFAAS_REDIS_URL": "redis://"}
+        {
+            "FFAAS_CONTROL_PLANE_HOST": "0.0.0.0",
+            "FFAAS_DATA_DIR": str(tmp_path),
+            "FFAAS_REDIS_URL": "redis://",
+        }
     )
 
     result = subprocess.run(
