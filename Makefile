@@ -1,6 +1,6 @@
 # FFAAS — the two commands:
 #   make up     install everything on a fresh Debian/Ubuntu machine and start Redis + both planes
-#   make test   run the whole test suite (what .ci/run calls)
+#   make test   lint (ruff + mypy), then the whole test suite: exactly what .ci/run calls
 # Also: make down, make status, make bench, make lint, make examples, make install.
 
 SHELL := /bin/bash
@@ -85,7 +85,9 @@ status:
 	@curl -s http://127.0.0.1:$${FFAAS_CONTROL_PLANE_PORT:-3000}/status; echo
 	@curl -s http://127.0.0.1:$${FFAAS_DATA_PLANE_PORT:-4000}/status; echo
 
+# Lint first: it takes seconds and fails fast; the suite then runs on code that passed it.
 test: install
+	$(MAKE) -s lint
 	$(BIN)/pytest
 
 bench: install
