@@ -71,8 +71,15 @@ class Cluster:
             planes.append(self.data_plane(port=port))
         for plane in planes:
             plane.launch()
+        deadline = _deadline()
         for plane in planes:
-            plane.wait_ready(_deadline())
+            plane.finish_start(deadline)
+        if data_planes and self.data_planes[0].port != self.public_port:
+            # Its port was taken and it moved: endpoint URLs must name the port it serves on.
+            self.public_port = self.data_planes[0].port
+            assert self.control_plane is not None
+            self.control_plane.settings["FFAAS_PUBLIC_URL"] = f"http://127.0.0.1:{self.public_port}"
+            self.control_plane.restart()
 
     def _control_plane(self) -> Plane:
         plane = Plane(
@@ -86,7 +93,6 @@ class Cluster:
             },
             log_path=self.workdir / "logs" / "control-plane.log",
         )
-        plane.settings["FFAAS_CONTROL_PLANE_PORT"] = str(plane.port)
         self.control_plane = plane
         return plane
 
@@ -110,7 +116,6 @@ class Cluster:
                 **self.common_settings(),
                 "FFAAS_DATA_DIR": str(data_dir or self._fresh_dir(f"data-plane-{number}")),
                 "FFAAS_DATA_PLANE_HOST": "127.0.0.1",
-                "FFAAS_DATA_PLANE_PORT": str(port),
                 "FFAAS_PLANE_ID": f"e2e-data-plane-{number}",
                 **(settings or {}),
             },

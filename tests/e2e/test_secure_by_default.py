@@ -29,7 +29,6 @@ def control_plane(tmp_path: Path, redis: RedisServer, **settings: str) -> Plane:
             "FFAAS_REDIS_URL": redis.url,
             "FFAAS_REDIS_PREFIX": f"secure-{secrets.token_hex(6)}",
             "FFAAS_DATA_DIR": str(tmp_path / "control-plane"),
-            "FFAAS_CONTROL_PLANE_PORT": str(port),
             **settings,
         },
         log_path=tmp_path / "control-plane.log",
