@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from dataclasses import replace
+from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
+import data_plane.app
 from data_plane.app import create_app
 from data_plane.settings import Settings
 from tests.data_plane import guests
 from tests.data_plane.component.conftest import Publisher
+from tests.data_plane.stepped_runtime import SteppedRuntime
 
 
 def wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -204,18 +209,38 @@ def test_corrupted_disk_artifact_is_discarded_and_recompiled(
         assert client.get("/status").json()["modules_compiled"] == 1
 
 
-def test_a_looping_endpoint_does_not_block_others(publisher: Publisher, settings: Settings) -> None:
+LONG_TIMEOUT_MS = 60_000
+"""A limit the looping runs never reach by themselves: the test ends them (`expire_runs`)."""
+
+
+def test_a_looping_endpoint_does_not_block_others(
+    publisher: Publisher, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtimes: list[SteppedRuntime] = []
+
+    def stepped_runtime(**kwargs: Any) -> SteppedRuntime:
+        runtimes.append(SteppedRuntime(ticking=True, **kwargs))
+        return runtimes[-1]
+
+    monkeypatch.setattr(data_plane.app, "WasmRuntime", stepped_runtime)
     looping = publisher.deploy(guests.loops_forever())
     fast = publisher.deploy(guests.prints(b"fast"))
-    with TestClient(create_app(settings)) as client:
-        slow_calls = [threading.Thread(target=client.get, args=(f"/{looping}",)) for _ in range(3)]
+    statuses: list[int] = []
+    with TestClient(create_app(replace(settings, run_timeout_ms=LONG_TIMEOUT_MS))) as client:
+        (runtime,) = runtimes
+        slow_calls = [
+            threading.Thread(target=lambda: statuses.append(client.get(f"/{looping}").status_code))
+            for _ in range(3)
+        ]
         for call in slow_calls:
             call.start()
-        time.sleep(0.05)
-        started = time.monotonic()
-        assert all(client.get(f"/{fast}").text == "fast" for _ in range(10))
-        fast_elapsed = time.monotonic() - started
-        assert any(call.is_alive() for call in slow_calls), "loops should still be running"
+        runtime.wait_for_runs(3, LONG_TIMEOUT_MS)  # three run threads are now held by the loops
+
+        answers = [client.get(f"/{fast}").text for _ in range(10)]
+
+        assert runtime.runs_in_progress(LONG_TIMEOUT_MS) == 3 and statuses == [], "loops ended early"
+        runtime.expire_runs(LONG_TIMEOUT_MS)
         for call in slow_calls:
-            call.join()
-    assert fast_elapsed < 0.5, "fast calls waited for the looping ones"
+            call.join(10)
+    assert answers == ["fast"] * 10, "fast calls were not served while the loops held their threads"
+    assert statuses == [504, 504, 504]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import wasmtime
 
-from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmRuntime
+from data_plane.runtime.wasm import TICK_S, CommandResult, Outcome, RunLimits, WasmRuntime
 from tests.data_plane import guests
+from tests.data_plane.stepped_runtime import SteppedRuntime
 
 LIMITS = RunLimits(timeout_ms=1000, max_memory_bytes=4 << 20, max_stdout_bytes=1 << 20, max_stderr_bytes=1024)
 
@@ -71,11 +71,57 @@ def test_trap_is_reported_not_raised(runtime: WasmRuntime) -> None:
     assert "unreachable" in result.detail
 
 
-def test_infinite_loop_is_interrupted_at_the_time_limit(runtime: WasmRuntime) -> None:
+@pytest.fixture
+def stepped() -> Iterator[SteppedRuntime]:
+    """A runtime whose clock moves only when the test says so."""
+    runtime = SteppedRuntime(ticking=False, max_concurrent_runs=4, max_memory_bytes=LIMITS.max_memory_bytes)
+    yield runtime
+    runtime.close()
+
+
+def signalling_loop(
+    runtime: WasmRuntime, started: threading.Event
+) -> tuple[wasmtime.Module, wasmtime.Linker]:
+    """A guest that calls the host's `started` (its deadline is set by then), then loops forever."""
+    linker = runtime.new_linker()
+    linker.define_func("test", "started", wasmtime.FuncType([], []), started.set)
+    wasm = wasmtime.wat2wasm(
+        """(module (import "test" "started" (func $started)) (memory (export "memory") 1)
+             (func (export "_start") (call $started) (loop $forever (br $forever))))"""
+    )
+    return runtime.compile(wasm), linker
+
+
+def run_in_thread(
+    runtime: WasmRuntime, module: wasmtime.Module, linker: wasmtime.Linker, limits: RunLimits
+) -> tuple[threading.Thread, list[CommandResult]]:
+    results: list[CommandResult] = []
+
+    def target() -> None:
+        results.append(
+            runtime.run_command(module, argv=["g"], env=[], stdin=b"", limits=limits, linker=linker)
+        )
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, results
+
+
+def test_infinite_loop_is_interrupted_at_the_time_limit(stepped: SteppedRuntime) -> None:
     limits = RunLimits(200, LIMITS.max_memory_bytes, LIMITS.max_stdout_bytes, LIMITS.max_stderr_bytes)
-    result = run(runtime, guests.loops_forever(), limits=limits)
-    assert result.outcome is Outcome.TIMED_OUT
-    assert 200 <= result.elapsed_ms < 1000
+    started = threading.Event()
+    module, linker = signalling_loop(stepped, started)
+    looping, results = run_in_thread(stepped, module, linker, limits)
+    assert started.wait(10), "the guest never ran"
+
+    stepped.advance_ms(200 - 2 * TICK_S * 1000)  # just short of the limit: the loop goes on
+    looping.join(0.1)
+    assert looping.is_alive(), f"the run ended before its time limit: {results}"
+    stepped.advance_ms(3 * TICK_S * 1000)  # past it
+    looping.join(10)
+
+    assert not looping.is_alive(), "the run outlived its time limit"
+    assert results[0].outcome is Outcome.TIMED_OUT, results
 
 
 def test_memory_growth_beyond_the_cap_is_refused(runtime: WasmRuntime) -> None:
@@ -108,15 +154,19 @@ def test_deep_recursion_traps_without_killing_the_process(runtime: WasmRuntime) 
     assert "stack" in result.detail.lower()
 
 
-def test_runs_on_other_threads_proceed_while_one_loops(runtime: WasmRuntime) -> None:
-    slow = RunLimits(1500, LIMITS.max_memory_bytes, LIMITS.max_stdout_bytes, LIMITS.max_stderr_bytes)
-    looping = threading.Thread(target=run, args=(runtime, guests.loops_forever()), kwargs={"limits": slow})
-    looping.start()
-    time.sleep(0.05)
-    fast = [run(runtime, guests.prints(b"fast")) for _ in range(20)]
-    assert looping.is_alive(), "the loop should still be running while the fast runs finished"
-    looping.join()
+def test_runs_on_other_threads_proceed_while_one_loops(stepped: SteppedRuntime) -> None:
+    started = threading.Event()
+    module, linker = signalling_loop(stepped, started)
+    looping, results = run_in_thread(stepped, module, linker, LIMITS)
+    assert started.wait(10), "the guest never ran"
+
+    fast = [run(stepped, guests.prints(b"fast")) for _ in range(20)]  # the clock stands still meanwhile
+
+    assert looping.is_alive() and not results, "the loop should still be running"
     assert all(result.stdout == b"fast" for result in fast)
+    stepped.advance_ms(LIMITS.timeout_ms + 10)
+    looping.join(10)
+    assert results[0].outcome is Outcome.TIMED_OUT, results
 
 
 def test_a_run_after_a_flood_on_the_same_thread_is_not_affected_by_it(runtime: WasmRuntime) -> None:
