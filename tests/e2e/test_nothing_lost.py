@@ -11,13 +11,15 @@ in every assertion message.
 - Redis stopped and started again while runs go on (the data plane's outbox).
 - The control plane stopped under load, then started: its background ingest stores the
   backlog (read straight from the SQLite file, so no GET `catch_up` helps).
-- The control plane SIGKILLed in the middle of ingesting a backlog, then started with a
-  short claim idle time: the killed consumer's pending entries are taken over, and every
-  conversation is stored exactly once.
+- The control plane SIGKILLed in the middle of ingesting a backlog, at a known point (a
+  batch read from the stream, held back from SQLite by the test's write lock, so neither
+  stored nor acknowledged), then started with a short claim idle time: the killed
+  consumer's pending entries are taken over, and every conversation is stored exactly once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import sqlite3
@@ -57,7 +59,7 @@ class Run:
 
 @dataclass
 class RunLoad:
-    """Client threads calling the echo endpoint at `url` until `stop()` or until `limit` calls were made.
+    """Client threads calling the echo endpoint at `url` until `stop()` or until call number `limit`.
 
     Call number n asks for `STATUSES[n % 4]` at the sub-path `/run/<n>`; every answer is kept in
     `runs`, every call that got no answer in `failures`.
@@ -66,11 +68,16 @@ class RunLoad:
     url: str
     threads: int = 1
     limit: int | None = None
+    first: int = 0
+    """The first call's number (so two loads one after the other make distinct runs)."""
     runs: list[Run] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    _numbers: Iterator[int] = field(default_factory=itertools.count)
+    _numbers: Iterator[int] = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._numbers = itertools.count(self.first)
 
     def start(self) -> None:
         for index in range(self.threads):
@@ -268,39 +275,50 @@ def echo_endpoint(cluster: Cluster, echo_wasm: bytes) -> tuple[str, str]:
     return endpoint_id, f"{cluster.data_planes[0].url}/{endpoint_id}"
 
 
-KILL_DELAY_S = 0.03
-"""From seeing a batch committed to the SIGKILL: well inside the next batch (~150 ms for 500 here)."""
-KILL_ATTEMPTS = 3
+@contextlib.contextmanager
+def database_write_lock(database: Path) -> Iterator[None]:
+    """Hold SQLite's write lock: the control plane can read the stream but store nothing meanwhile."""
+    connection = sqlite3.connect(database, timeout=WAIT_S, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")  # waits for the control plane's transaction to end
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
 
 
-def kill_while_ingesting(cluster: Cluster, endpoint_id: str) -> tuple[int, int, int]:
-    """Start the control plane on a backlog and SIGKILL it while it holds a batch; (stored, pending, kills).
+def last_delivered(cluster: Cluster) -> bytes:
+    """The id of the newest stream entry handed to any consumer of the ingest group."""
+    keys = Keys(cluster.prefix)
+    client = redis.Redis.from_url(cluster.redis.url)
+    try:
+        (group,) = [
+            g for g in client.xinfo_groups(keys.conversations) if g["name"] == keys.ingest_group.encode()
+        ]
+        return bytes(group["last-delivered-id"])
+    finally:
+        client.close()
 
-    The kill comes `KILL_DELAY_S` after a commit shows in the SQLite file, so the consumer is in
-    the middle of its next batch: read from the stream, maybe stored, not acknowledged. Should it
-    land in the short gap between an ack and the next read (nothing pending), the control plane
-    is started and killed again, at most `KILL_ATTEMPTS` times.
+
+def kill_holding_a_batch(cluster: Cluster) -> None:
+    """Start the (stopped) control plane on a backlog and SIGKILL it at a known point: holding a
+    batch read from the stream and not stored.
+
+    With SQLite's write lock held by the test, the control plane reads a batch (the group's last
+    delivered id moves past where it was when the lock was taken) and cannot store it, so cannot
+    acknowledge it either (acks follow commits). The kill lands then: that batch is pending at
+    the dead consumer, whatever the timing.
     """
     control_plane = cluster.control_plane
     assert control_plane is not None
-    stored, pending, kills = stored_count(cluster.database_path, endpoint_id), 0, 0
-    while kills < KILL_ATTEMPTS:
-        kills += 1
-        before = stored
+    with database_write_lock(cluster.database_path):
+        delivered = last_delivered(cluster)
         control_plane.launch()
-        deadline = time.monotonic() + WAIT_S
-        while stored_count(cluster.database_path, endpoint_id) == before:
-            assert control_plane.running, (
-                f"the control plane died while ingesting\n{control_plane.describe_log()}"
-            )
-            assert time.monotonic() < deadline, f"nothing more than {before} ingested in {WAIT_S:.0f} s"
-            time.sleep(0.001)
-        time.sleep(KILL_DELAY_S)
+        wait_until(
+            lambda: last_delivered(cluster) != delivered,
+            lambda: f"the control plane to read entries past {delivered!r} while it cannot store",
+        )
         control_plane.kill()
-        stored, pending = stored_count(cluster.database_path, endpoint_id), pending_entries(cluster)
-        if pending > 0:
-            break
-    return stored, pending, kills
 
 
 # -- the tests ---------------------------------------------------------------------------------------
@@ -318,7 +336,10 @@ def test_runs_while_redis_restarts_all_have_their_conversation(
         wait_until(lambda: len(load.runs) >= 100, lambda: f"100 runs before the outage ({len(load.runs)})")
         own_redis.stop()
         down_at = time.monotonic()
-        time.sleep(1.5)
+        wait_until(
+            lambda: len(load.between(down_at, time.monotonic())) >= 100,
+            lambda: f"100 runs answered while Redis is down ({len(load.between(down_at, time.monotonic()))})",
+        )
         up_at = time.monotonic()
         own_redis.start()
         after = len(load.runs)
@@ -361,10 +382,14 @@ def test_runs_while_the_control_plane_is_down_are_ingested_when_it_returns(
         wait_until(lambda: len(load.runs) >= 50, lambda: f"50 runs before the stop ({len(load.runs)})")
         control_plane.stop()
         down_at = time.monotonic()
-        time.sleep(3.0)
+        wait_until(
+            lambda: len(load.between(down_at, time.monotonic())) >= 300,
+            lambda: f"300 runs answered while the control plane is down ({len(load.runs)} in all)",
+        )
         up_at = time.monotonic()
         control_plane.start()
-        time.sleep(0.3)
+        after = len(load.runs)
+        wait_until(lambda: len(load.runs) >= after + 50, lambda: f"50 runs after the restart ({after})")
     finally:
         load.stop()
 
@@ -397,27 +422,42 @@ def test_runs_while_the_control_plane_is_down_are_ingested_when_it_returns(
 def test_control_plane_killed_while_ingesting_loses_and_duplicates_nothing(
     cluster_factory: ClusterFactory, echo_wasm: bytes
 ) -> None:
-    runs_made = 3000
+    first_runs, runs_made = 600, 3000
     cluster = cluster_factory(settings={"FFAAS_INGEST_CLAIM_IDLE_MS": "500"})
     endpoint_id, url = echo_endpoint(cluster, echo_wasm)
     control_plane = cluster.control_plane
     assert control_plane is not None
     database = cluster.database_path
 
+    # A backlog made while the control plane is down, all ingested once it is back.
     control_plane.stop()
-    load = RunLoad(url, threads=4, limit=runs_made)
-    load.start()
-    load.join()
-    assert not load.failures, f"{len(load.failures)} of {runs_made} calls got no answer: {load.failures[:3]}"
-    assert len(load.runs) == runs_made
+    before = RunLoad(url, threads=4, limit=first_runs)
+    before.start()
+    before.join()
     assert stored_count(database, endpoint_id) == 0
-
-    at_kill, pending_at_kill, kills = kill_while_ingesting(cluster, endpoint_id)
+    control_plane.start()
+    wait_until(
+        lambda: stored_count(database, endpoint_id) == first_runs and pending_entries(cluster) == 0,
+        lambda: (
+            f"the first {first_runs} runs stored and acknowledged ({stored_count(database, endpoint_id)})"
+        ),
+    )
+    # A second backlog, and the control plane killed while ingesting it, holding a batch.
+    control_plane.stop()
+    during = RunLoad(url, threads=4, limit=runs_made, first=first_runs)
+    during.start()
+    during.join()
+    kill_holding_a_batch(cluster)
+    at_kill, pending_at_kill = stored_count(database, endpoint_id), pending_entries(cluster)
+    runs = before.runs + during.runs
+    failures = before.failures + during.failures
+    assert not failures, f"{len(failures)} of {runs_made} calls got no answer: {failures[:3]}"
+    assert len(runs) == runs_made
     counts = (
-        f"{runs_made} runs; the control plane was SIGKILLed while ingesting them ({kills} kill(s)) with "
+        f"{runs_made} runs; the control plane was SIGKILLed while ingesting them with "
         f"{at_kill} stored and {pending_at_kill} stream entries read and not acknowledged"
     )
-    assert 0 < at_kill < runs_made, f"the kill did not land in the middle of ingesting: {counts}"
+    assert at_kill == first_runs, f"something was stored under the test's write lock: {counts}"
     assert pending_at_kill > 0, f"the killed consumer held no entries, nothing to take over: {counts}"
 
     control_plane.start()
@@ -427,12 +467,12 @@ def test_control_plane_killed_while_ingesting_loses_and_duplicates_nothing(
     )
     wait_until(lambda: pending_entries(cluster) == 0, lambda: f"no pending entries left; {counts}")
     stored = read_stored(database, endpoint_id)
-    stored_wrong = stored_problems(stored, load.runs)
+    stored_wrong = stored_problems(stored, runs)
     assert not stored_wrong, (
         f"{counts}; stored {len(stored.statuses)} conversations, {stored.item_rows} items: {stored_wrong}"
     )
     assert stored.item_rows == len(ITEM_KINDS) * runs_made, counts
-    sample = random.sample(load.runs, 100)
+    sample = random.sample(runs, 100)
     sample_wrong = missing_conversations(cluster.admin_url, sample, endpoint_id)
     assert not sample_wrong, (
         f"{counts}; {len(sample_wrong)} of a sample of {len(sample)} GETs fail: {describe(sample_wrong)}"
