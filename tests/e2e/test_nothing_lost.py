@@ -19,7 +19,6 @@ in every assertion message.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 import sqlite3
@@ -38,6 +37,7 @@ from shared.keys import Keys
 from tests.conftest import RedisServer
 from tests.e2e.cluster import Cluster
 from tests.e2e.conftest import ClusterFactory
+from tests.e2e.ingest_faults import kill_holding_a_batch
 
 STATUSES = (200, 201, 404, 418)
 """Echo answers `?status=<code>`; cycling through several makes the recorded status mean something."""
@@ -275,52 +275,6 @@ def echo_endpoint(cluster: Cluster, echo_wasm: bytes) -> tuple[str, str]:
     return endpoint_id, f"{cluster.data_planes[0].url}/{endpoint_id}"
 
 
-@contextlib.contextmanager
-def database_write_lock(database: Path) -> Iterator[None]:
-    """Hold SQLite's write lock: the control plane can read the stream but store nothing meanwhile."""
-    connection = sqlite3.connect(database, timeout=WAIT_S, isolation_level=None)
-    try:
-        connection.execute("BEGIN IMMEDIATE")  # waits for the control plane's transaction to end
-        yield
-    finally:
-        connection.execute("ROLLBACK")
-        connection.close()
-
-
-def last_delivered(cluster: Cluster) -> bytes:
-    """The id of the newest stream entry handed to any consumer of the ingest group."""
-    keys = Keys(cluster.prefix)
-    client = redis.Redis.from_url(cluster.redis.url)
-    try:
-        (group,) = [
-            g for g in client.xinfo_groups(keys.conversations) if g["name"] == keys.ingest_group.encode()
-        ]
-        return bytes(group["last-delivered-id"])
-    finally:
-        client.close()
-
-
-def kill_holding_a_batch(cluster: Cluster) -> None:
-    """Start the (stopped) control plane on a backlog and SIGKILL it at a known point: holding a
-    batch read from the stream and not stored.
-
-    With SQLite's write lock held by the test, the control plane reads a batch (the group's last
-    delivered id moves past where it was when the lock was taken) and cannot store it, so cannot
-    acknowledge it either (acks follow commits). The kill lands then: that batch is pending at
-    the dead consumer, whatever the timing.
-    """
-    control_plane = cluster.control_plane
-    assert control_plane is not None
-    with database_write_lock(cluster.database_path):
-        delivered = last_delivered(cluster)
-        control_plane.launch()
-        wait_until(
-            lambda: last_delivered(cluster) != delivered,
-            lambda: f"the control plane to read entries past {delivered!r} while it cannot store",
-        )
-        control_plane.kill()
-
-
 # -- the tests ---------------------------------------------------------------------------------------
 
 
@@ -447,7 +401,7 @@ def test_control_plane_killed_while_ingesting_loses_and_duplicates_nothing(
     during = RunLoad(url, threads=4, limit=runs_made, first=first_runs)
     during.start()
     during.join()
-    kill_holding_a_batch(cluster)
+    kill_holding_a_batch(cluster, WAIT_S)
     at_kill, pending_at_kill = stored_count(database, endpoint_id), pending_entries(cluster)
     runs = before.runs + during.runs
     failures = before.failures + during.failures
