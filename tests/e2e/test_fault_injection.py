@@ -11,10 +11,11 @@ each fault fully recovered before the next:
 2. the data plane is SIGKILLed (calls fail until it is back), then started again on its
    port and data directory;
 3. Redis is SIGKILLed (the data plane answers on, its outbox keeps the records), then
-   started again on its port and append-only file;
-4. Redis is SIGKILLed again and, once answered runs wait in the data plane's outbox, the
-   data plane is SIGKILLed too; both are started again (the outbox must survive: the
-   callers already hold those conversation ids).
+   started again on its port and append-only file.
+
+A second test crosses two faults: Redis is SIGKILLed and, once answered runs wait in the
+data plane's outbox, the data plane is SIGKILLed too; both are started again (the outbox
+must survive: the callers already hold those conversation ids).
 
 A call is *answered* when a response with `FH-Conversation-Id` came back. The promise
 checked afterwards, in the control plane's SQLite file and through its API:
@@ -47,10 +48,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import RedisServer
+from tests.e2e.cluster import Cluster
 from tests.e2e.conftest import ClusterFactory
 from tests.e2e.ingest_faults import kill_holding_a_batch
+from tests.e2e.processes import Plane
 
 CLIENT_THREADS = 2
 """Per target: two for the endpoint, two for the processor."""
@@ -212,12 +216,49 @@ def problem_of(answer: Answer, stored: StoredRun | None) -> str | None:
     return None
 
 
-def test_every_answered_run_is_stored_once_through_kills_of_every_process(
+@dataclass
+class LoadedCluster:
+    """A cluster under `Load` on the echo endpoint and the processor, and the phases it went through."""
+
+    cluster: Cluster
+    redis: RedisServer
+    load: Load
+    owners: tuple[str, str]
+    """The endpoint's and the processor's ids."""
+    phases: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def control_plane(self) -> Plane:
+        assert self.cluster.control_plane is not None
+        return self.cluster.control_plane
+
+    @property
+    def data_plane(self) -> Plane:
+        return self.cluster.data_planes[0]
+
+    def phase(self, name: str) -> None:
+        """Go on until each target got `ANSWERS_PER_PHASE` answers in this phase."""
+        self.load.phase = name
+        answered_in_turn(self.load, name)
+        self.phases.append(f"{name}: {sum(answer.phase == name for answer in self.load.answers)} answers")
+
+    def summary(self) -> str:
+        load = self.load
+        return (
+            f"{len(load.answers)} answers ({load.answered('endpoint')} endpoint, "
+            f"{load.answered('processor')} processor), {len(load.failures)} calls without an answer, "
+            f"in {time.monotonic() - self.started:.1f} s; " + "; ".join(self.phases)
+        )
+
+
+@pytest.fixture
+def loaded(
     own_redis: RedisServer, cluster_factory: ClusterFactory, echo_wasm: bytes
-) -> None:
+) -> Iterator[LoadedCluster]:
+    """A cluster on its own Redis, an echo endpoint and a V8 processor, both under load."""
     cluster = cluster_factory(redis=own_redis)
-    control_plane, data_plane = cluster.control_plane, cluster.data_planes[0]
-    assert control_plane is not None
+    data_plane = cluster.data_planes[0]
     endpoint_id = cluster.new_deployed_endpoint("faults", echo_wasm)
     processor_id = cluster.create_processor(PROCESSOR, name="faults")["id"]
     load = Load(
@@ -226,57 +267,22 @@ def test_every_answered_run_is_stored_once_through_kills_of_every_process(
             "processor": f"{data_plane.url}/processor/{processor_id}/run_with_prelude?n={{number}}",
         }
     )
-    phases: list[str] = []
-
-    def phase(name: str) -> None:
-        """Go on until each target got `ANSWERS_PER_PHASE` answers in this phase."""
-        load.phase = name
-        answered_in_turn(load, name)
-        phases.append(f"{name}: {sum(answer.phase == name for answer in load.answers)} answers")
-
-    started = time.monotonic()
     load.start()
     try:
-        phase("before any fault")
-        held = kill_holding_a_batch(cluster, PHASE_TIMEOUT_S)
-        phase(f"control plane killed holding {held} entries read and not stored")
-        control_plane.start()
-        phase("control plane restarted")
-        data_plane.kill()
-        load.phase = "data plane killed"
-        data_plane.start()
-        phase("data plane restarted")
-        own_redis.kill()
-        phase("Redis killed")
-        own_redis.start()
-        phase("Redis restarted")
-        own_redis.kill()
-        phase("Redis killed again")
-        wait_until(
-            lambda: data_plane.status()["conversation_outbox"] > 0,
-            lambda: f"answered runs in the data plane's outbox ({data_plane.status()})",
-            PHASE_TIMEOUT_S,
-        )
-        outbox = data_plane.status()["conversation_outbox"]
-        data_plane.kill()
-        load.phase = f"data plane killed with {outbox} records in its outbox"
-        own_redis.start()
-        data_plane.start()
-        phase("Redis and data plane restarted")
+        yield LoadedCluster(cluster, own_redis, load, (endpoint_id, processor_id))
     finally:
         load.stop()
-    loaded_s = time.monotonic() - started
 
+
+def assert_every_answer_stored_once(loaded: LoadedCluster) -> str:
+    """The promise, checked once the load stopped; returns what was seen, for the test's output."""
+    load, cluster, owners = loaded.load, loaded.cluster, loaded.owners
     answers = load.answers
-    summary = (
-        f"{len(answers)} answers ({load.answered('endpoint')} endpoint, {load.answered('processor')} "
-        f"processor), {len(load.failures)} calls without an answer, in {loaded_s:.1f} s; " + "; ".join(phases)
-    )
+    summary = loaded.summary()
     assert not load.anonymous, f"responses without FH-Conversation-Id: {load.anonymous[:3]}; {summary}"
     assert len({answer.conversation_id for answer in answers}) == len(answers), f"ids reused; {summary}"
 
     # Stored soon: nothing waits out a claim timeout or a manual restart.
-    owners = (endpoint_id, processor_id)
     wanted = {answer.conversation_id for answer in answers}
 
     def missing() -> set[str]:
@@ -289,12 +295,10 @@ def test_every_answered_run_is_stored_once_through_kills_of_every_process(
 
     wait_until(
         lambda: not missing(),
-        lambda: (
-            f"every answered run stored ({missing_by_phase()}; data plane {data_plane.status()}); {summary}"
-        ),
+        lambda: f"every answered run stored ({missing_by_phase()}; {loaded.data_plane.status()}); {summary}",
         STORED_WITHIN_S,
     )
-    assert data_plane.status()["conversation_outbox"] == 0, data_plane.status()
+    assert loaded.data_plane.status()["conversation_outbox"] == 0, loaded.data_plane.status()
 
     stored, rows = read_stored(cluster.database_path, owners)
     problems = {
@@ -321,4 +325,44 @@ def test_every_answered_run_is_stored_once_through_kills_of_every_process(
             != 200
         ]
     assert not unreadable, f"GET /conversation/<id> fails for {unreadable[:5]}; {summary}"
-    print(f"fault injection: {summary}; {unanswered} stored runs that no caller saw answered")
+    return f"{summary}; {unanswered} stored runs that no caller saw answered"
+
+
+def test_every_answered_run_is_stored_once_through_kills_of_every_process(loaded: LoadedCluster) -> None:
+    loaded.phase("before any fault")
+    held = kill_holding_a_batch(loaded.cluster, PHASE_TIMEOUT_S)
+    loaded.phase(f"control plane killed holding {held} entries read and not stored")
+    loaded.control_plane.start()
+    loaded.phase("control plane restarted")
+    loaded.data_plane.kill()
+    loaded.load.phase = "data plane killed"
+    loaded.data_plane.start()
+    loaded.phase("data plane restarted")
+    loaded.redis.kill()
+    loaded.phase("Redis killed")
+    loaded.redis.start()
+    loaded.phase("Redis restarted")
+    loaded.load.stop()
+
+    print(f"kills in turn: {assert_every_answer_stored_once(loaded)}")
+
+
+def test_runs_answered_into_the_outbox_survive_a_data_plane_crash(loaded: LoadedCluster) -> None:
+    data_plane = loaded.data_plane
+    loaded.phase("before any fault")
+    loaded.redis.kill()
+    loaded.phase("Redis killed")
+    wait_until(
+        lambda: data_plane.status()["conversation_outbox"] > 0,
+        lambda: f"answered runs in the data plane's outbox ({data_plane.status()})",
+        PHASE_TIMEOUT_S,
+    )
+    outbox = data_plane.status()["conversation_outbox"]
+    data_plane.kill()
+    loaded.load.phase = f"data plane killed with {outbox} records in its outbox"
+    loaded.redis.start()
+    data_plane.start()
+    loaded.phase("Redis and data plane restarted")
+    loaded.load.stop()
+
+    print(f"data plane crash during a Redis outage: {assert_every_answer_stored_once(loaded)}")
