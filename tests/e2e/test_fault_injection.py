@@ -61,7 +61,7 @@ CLIENT_THREADS = 2
 ANSWERS_PER_PHASE = 40
 """Answers each target must get in a phase (a fault, or the recovery after it) before it ends."""
 PHASE_TIMEOUT_S = 30.0
-STORED_WITHIN_S = 15.0
+STORED_WITHIN_S = 10.0
 """From the end of the load: every answered run stored, the data plane's outbox drained, by then."""
 PROCESSOR = """async function main(fh, request) {
   fh.log('processing ' + request.body);
