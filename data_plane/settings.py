@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_plane.host.network_policy import NetworkPolicy
@@ -37,7 +37,7 @@ class Settings:
     v8_warm_contexts: int = 4
     js_engine_wasm: Path = BUILT_JS_ENGINE
     log_level: str = "info"
-    admin_token: str = ""
+    admin_token: str = field(default="", repr=False)  # never in a logged repr
     """Shared with the control plane: `POST /replay` needs the replay token derived from it."""
     max_replay_bytes: int = 32 * MIB
 

@@ -32,3 +32,10 @@ def test_the_replay_token_is_derived_not_the_admin_token() -> None:
     assert token == replay_token("secret") != replay_token("other")
     assert replay_authorization("secret") == {"authorization": f"Bearer {token}"}
     assert replay_authorization("") == {}
+
+
+def test_the_admin_token_stays_out_of_the_settings_repr() -> None:
+    settings = Settings.from_environ({"FFAAS_ADMIN_TOKEN": "do-not-print-me"})
+
+    assert settings.admin_token == "do-not-print-me"
+    assert "do-not-print-me" not in repr(settings)

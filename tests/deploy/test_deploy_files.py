@@ -128,6 +128,15 @@ def test_composes_control_plane_starts_with_the_token_given() -> None:
     assert control_plane["command"] == ["python", "-m", "control_plane"]
 
 
+def test_every_compose_plane_gets_the_same_required_token() -> None:
+    services = compose()["services"]
+    planes = {name: service for name, service in services.items() if "build" in service}
+
+    assert set(planes) == {"control-plane", "data-plane-a", "data-plane-b"}
+    tokens = {service["environment"]["FFAAS_ADMIN_TOKEN"] for service in planes.values()}
+    assert tokens == {services["control-plane"]["environment"]["FFAAS_ADMIN_TOKEN"]}
+
+
 def test_compose_publishes_the_admin_api_on_the_hosts_loopback_only() -> None:
     assert compose()["services"]["control-plane"]["ports"] == ["127.0.0.1:3000:3000"]
 
@@ -231,7 +240,12 @@ def test_the_kubernetes_control_plane_takes_its_token_from_a_secret() -> None:
         Settings.from_environ({**containerfile_env(), **config_map})
 
 
-def test_kubernetes_data_planes_get_no_admin_token() -> None:
+def test_kubernetes_data_planes_take_the_same_token_from_the_same_secret() -> None:
+    """Data planes accept replays only with the token derived from the control plane's."""
+    (control_plane,) = containers(by_kind("StatefulSet")["ffaas-control-plane"])
     (data_plane,) = containers(by_kind("Deployment")["ffaas-data-plane"])
 
-    assert "FFAAS_ADMIN_TOKEN" not in {variable["name"] for variable in data_plane.get("env", [])}
+    def token_source(container: dict[str, Any]) -> Any:
+        return {variable["name"]: variable for variable in container["env"]}["FFAAS_ADMIN_TOKEN"]["valueFrom"]
+
+    assert token_source(data_plane) == token_source(control_plane)
