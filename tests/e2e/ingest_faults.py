@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -41,17 +42,19 @@ def unstored_pending(cluster: Cluster, database: sqlite3.Connection) -> int:
         client.close()
 
 
-def kill_holding_a_batch(cluster: Cluster, timeout_s: float) -> int:
-    """SIGKILL the control plane (launched here if it is not running) once it holds entries read
-    from the stream and not stored; entries must be arriving, or be waiting in the stream.
-    Returns how many such entries it held."""
+def kill_holding_a_batch(cluster: Cluster, timeout_s: float, then: Callable[[], None] = lambda: None) -> int:
+    """SIGKILL the running control plane once it holds entries read from the stream and not stored.
+
+    `then` runs once the write lock is held: it (or a load already running) must make runs, so
+    that entries arrive for the control plane to read. Returns how many such entries it held.
+    (The control plane is started before the lock is taken: its start-up may write to SQLite.)
+    """
     control_plane = cluster.control_plane
-    assert control_plane is not None
+    assert control_plane is not None and control_plane.running, "start the control plane first"
     database = sqlite3.connect(cluster.database_path, timeout=timeout_s, isolation_level=None)
     try:
         database.execute("BEGIN IMMEDIATE")  # waits for the control plane's transaction to end
-        if not control_plane.running:
-            control_plane.launch()
+        then()
         deadline = time.monotonic() + timeout_s
         while not (held := unstored_pending(cluster, database)):
             assert control_plane.running, f"the control plane died\n{control_plane.describe_log()}"

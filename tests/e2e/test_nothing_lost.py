@@ -11,10 +11,10 @@ in every assertion message.
 - Redis stopped and started again while runs go on (the data plane's outbox).
 - The control plane stopped under load, then started: its background ingest stores the
   backlog (read straight from the SQLite file, so no GET `catch_up` helps).
-- The control plane SIGKILLed in the middle of ingesting a backlog, at a known point (a
-  batch read from the stream, held back from SQLite by the test's write lock, so neither
-  stored nor acknowledged), then started with a short claim idle time: the killed
-  consumer's pending entries are taken over, and every conversation is stored exactly once.
+- The control plane SIGKILLed in the middle of ingesting runs, at a known point (entries
+  read from the stream, held back from SQLite by the test's write lock, so neither stored
+  nor acknowledged), then started with a short claim idle time: the killed consumer's
+  pending entries are taken over, and every conversation is stored exactly once.
 """
 
 from __future__ import annotations
@@ -376,7 +376,7 @@ def test_runs_while_the_control_plane_is_down_are_ingested_when_it_returns(
 def test_control_plane_killed_while_ingesting_loses_and_duplicates_nothing(
     cluster_factory: ClusterFactory, echo_wasm: bytes
 ) -> None:
-    first_runs, runs_made = 600, 3000
+    first_runs, runs_made = 300, 1200
     cluster = cluster_factory(settings={"FFAAS_INGEST_CLAIM_IDLE_MS": "500"})
     endpoint_id, url = echo_endpoint(cluster, echo_wasm)
     control_plane = cluster.control_plane
@@ -396,13 +396,11 @@ def test_control_plane_killed_while_ingesting_loses_and_duplicates_nothing(
             f"the first {first_runs} runs stored and acknowledged ({stored_count(database, endpoint_id)})"
         ),
     )
-    # A second backlog, and the control plane killed while ingesting it, holding a batch.
-    control_plane.stop()
+    # More runs while the control plane ingests them, and the control plane killed holding some.
     during = RunLoad(url, threads=4, limit=runs_made, first=first_runs)
-    during.start()
-    during.join()
-    kill_holding_a_batch(cluster, WAIT_S)
+    kill_holding_a_batch(cluster, WAIT_S, then=during.start)
     at_kill, pending_at_kill = stored_count(database, endpoint_id), pending_entries(cluster)
+    during.join()
     runs = before.runs + during.runs
     failures = before.failures + during.failures
     assert not failures, f"{len(failures)} of {runs_made} calls got no answer: {failures[:3]}"
