@@ -7,6 +7,7 @@ to their dispatchers, which are plain ASGI apps; Starlette serves the rest
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from data_plane.executors.js_wasm import WasmEvaluator
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.host.network_policy import NetworkPolicy
 from data_plane.host.outbound_http import OutboundHttp
+from data_plane.outbox import DiskOutbox
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
 from data_plane.replay import ReplayRoute
@@ -44,6 +46,7 @@ from shared.errors import install_error_handlers
 from shared.keys import Keys
 from shared.redis import connect
 
+STATUS_PING_TIMEOUT_S = 1.0
 FRESH_RUN_AGE_S = 0.005
 """JS-in-wasm runs admitted at once: one per usable core, counting only runs younger than this."""
 
@@ -83,15 +86,20 @@ def create_app(settings: Settings) -> DataPlaneApp:
             timeout_ms=settings.outbound_timeout_ms,
             max_response_bytes=settings.max_outbound_response_bytes,
         )
+        outbox = DiskOutbox(settings.outbox_dir, max_bytes=settings.outbox_max_bytes)
         recorder = ConversationRecorder(
             redis,
             keys,
+            outbox,
+            plane_id=settings.plane_id,
             stream_max_length=settings.conversation_stream_max_length,
-            outbox_limit=settings.outbox_max_records,
+            record_timeout_ms=settings.record_timeout_ms,
         )
+        recorder.start()
         capture = {
             "max_request_bytes": settings.max_request_bytes,
             "max_captured_body_bytes": settings.max_captured_body_bytes,
+            "max_audit_items": settings.max_audit_items,
         }
         front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
         fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
@@ -126,10 +134,12 @@ def create_app(settings: Settings) -> DataPlaneApp:
             runtime.close()
 
     async def status(request: Request) -> JSONResponse:
+        outbox: DiskOutbox = request.app.state.recorder.outbox
         try:
-            await request.app.state.redis.ping()
+            async with asyncio.timeout(STATUS_PING_TIMEOUT_S):  # a hanging Redis must not hang /status
+                await request.app.state.redis.ping()
             redis_state = "ok"
-        except (RedisError, OSError):
+        except (RedisError, OSError, TimeoutError):
             redis_state = "unavailable"
         return JSONResponse(
             {
@@ -142,7 +152,9 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "modules_compiled": cache.compiled,
                 "modules_loaded_from_disk": cache.loaded_from_disk,
                 "wasm_js_engine": quickjs.state,
-                "conversation_outbox": request.app.state.recorder.outbox_size,
+                "conversation_outbox": len(outbox),
+                "conversation_outbox_bytes": outbox.bytes,
+                "conversation_outbox_dropped": outbox.dropped,
                 "replays_running": replays.runner.running if replays.runner else 0,
                 "replays_finished": replays.runner.finished if replays.runner else 0,
             }

@@ -1,29 +1,37 @@
-"""The conversation recorder: sends each run's record to the Redis stream before the run answers.
+"""The conversation recorder: puts each run's record on the Redis stream, or in the durable outbox,
+before the run answers.
 
 Invariants:
-- `record` returns once the record is in Redis (its XADD answered), so a
-  conversation is readable from the control plane as soon as the run's
-  response has been sent.  Runs finishing together share one pipelined round
-  trip (group commit): the first waiting run writes the batch itself (no task
-  switch: a loopback round trip is already ~100 µs here) while later ones
-  queue for the next batch.
-- If Redis cannot be reached, records go to an in-memory outbox, in order, and
-  `record` returns at once (runs keep being served); a drainer task writes the
-  outbox to Redis as soon as it answers again.  While the outbox is not empty,
-  new records queue behind it, so order is kept.  The outbox holds at most
-  `outbox_limit` records; past that the oldest are dropped and counted.
+- `record` returns once the record is in Redis (its XADD answered) or fsynced in the
+  outbox (`outbox.DiskOutbox`), so a conversation whose id a caller was given is never
+  only in memory.  Runs finishing together share one pipelined round trip, or one
+  fsync (group commit): the first waiting run writes the batch itself (no task switch:
+  a loopback round trip is already ~100 µs here) while later ones queue for the next.
+- A write to Redis has a deadline (FFAAS_RECORD_TIMEOUT_MS): a Redis that refuses or
+  hangs costs a run at most that long; its record then goes to the outbox.  (A write
+  cut off by the deadline may still land later: the record is then on the stream twice,
+  which ingestion by conversation id absorbs.)
+- While the outbox holds records, new ones queue behind them in the outbox, so the
+  stream gets records in the order the runs finished.  A drainer task writes the outbox
+  to Redis, oldest first, whenever Redis answers.
+- Held ids are announced: as soon as Redis answers after a failure, and before draining,
+  the drainer registers the id of every record the outbox holds (`Keys.held_conversation`
+  -> this plane's id, expiring after `HELD_TTL_S`); records added while Redis answers
+  are registered as they are added; each key is deleted in the pipeline that puts its
+  record on the stream.  The control plane answers a read of such an id "on its way"
+  (503) instead of 404.
 - The stream is bounded (`XADD MAXLEN ~ stream_max_length`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from data_plane.outbox import DiskOutbox
 from shared.conversations import STREAM_FIELD, ConversationRecord
 from shared.keys import Keys
 
@@ -31,69 +39,75 @@ log = logging.getLogger("ffaas.audit")
 
 DRAIN_RETRY_S = 0.5
 DRAIN_BATCH = 500
+DRAIN_TIMEOUT_S = 5.0
+"""Deadline of one drainer round trip (registering ids, or writing a batch)."""
+REGISTER_BATCH = 1000
+HELD_TTL_S = 900
+CLOSE_DRAIN_S = 2.0
+
+Entry = tuple[str, bytes]
+"""A record to write: its conversation id and its packed bytes."""
 
 
 class ConversationRecorder:
     def __init__(
-        self, redis: aioredis.Redis, keys: Keys, *, stream_max_length: int, outbox_limit: int
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        outbox: DiskOutbox,
+        *,
+        plane_id: str,
+        stream_max_length: int,
+        record_timeout_ms: int,
     ) -> None:
         self._redis = redis
+        self._keys = keys
         self._stream = keys.conversations
+        self.outbox = outbox
+        self._plane_id = plane_id
         self._max_length = stream_max_length
-        self._outbox_limit = outbox_limit
-        self._waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._timeout_ms = record_timeout_ms
+        self._waiting: list[tuple[Entry, asyncio.Future[None]]] = []
         self._flushing = False
         self._handover: asyncio.Task[None] | None = None
-        self._outbox: collections.deque[bytes] = collections.deque()
         self._drainer: asyncio.Task[None] | None = None
-        self.dropped = 0
+        self._registered = False
+        """Every record the outbox holds has its id registered since Redis last failed."""
 
-    @property
-    def outbox_size(self) -> int:
-        return len(self._outbox)
+    def start(self) -> None:
+        """Start writing what an earlier process left in the outbox (needs the running loop)."""
+        if self.outbox:
+            self._start_drainer()
 
     async def record(self, record: ConversationRecord) -> None:
-        packed = record.pack()
-        if self._outbox:
-            self._to_outbox([packed])
-            return
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((packed, done))
+        self._waiting.append(((record.id, record.pack()), done))
         if not self._flushing:
             await self._flush(until=done)
         await done
 
     async def close(self) -> None:
-        """Flush what can be flushed; report what is still in the outbox."""
+        """Write what waits; give the drainer a moment; what is left stays in the outbox on disk."""
         if self._handover is not None:
             await asyncio.wait({self._handover}, timeout=5)
         if self._waiting and not self._flushing:
             await self._flush()
-        if self._outbox:
-            await self._drain_once()
         if self._drainer is not None:
+            await asyncio.wait({self._drainer}, timeout=CLOSE_DRAIN_S)
             self._drainer.cancel()
-        if self._outbox:
-            log.error(
-                "%d conversation records could not reach Redis and are lost at shutdown", len(self._outbox)
-            )
+            await asyncio.gather(self._drainer, return_exceptions=True)
+        await self.outbox.close()
 
     async def _flush(self, until: asyncio.Future[None] | None = None) -> None:
         """Write batches while records wait; a run writing its own batch stops once its record
         is written and hands the rest to a task (so its response is never held up by others'),
         as it does if it is cancelled midway (so no queued record is left waiting)."""
         self._flushing = True
-        batch: list[tuple[bytes, asyncio.Future[None]]] = []
+        batch: list[tuple[Entry, asyncio.Future[None]]] = []
         try:
             while self._waiting and (until is None or not until.done()):
                 batch, self._waiting = self._waiting, []
-                try:
-                    await self._xadd([packed for packed, _ in batch])
-                except (RedisError, OSError) as exc:
-                    log.warning(
-                        "Redis unavailable for conversation records (%s); keeping them in the outbox", exc
-                    )
-                    self._to_outbox([packed for packed, _ in batch])
+                await self._write([entry for entry, _ in batch])
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
@@ -104,8 +118,33 @@ class ConversationRecorder:
             if self._waiting:
                 self._handover = asyncio.get_running_loop().create_task(self._flush())
 
-    async def _xadd(self, records: list[bytes]) -> None:
-        if len(records) == 1:
+    async def _write(self, entries: list[Entry]) -> None:
+        """To Redis within the deadline, else (or while the outbox holds records) to the outbox."""
+        if not self.outbox:
+            try:
+                async with asyncio.timeout(self._timeout_ms / 1000):
+                    await self._xadd([packed for _, packed in entries])
+                return
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "conversation records did not reach Redis within %d ms (FFAAS_RECORD_TIMEOUT_MS): "
+                    "%s; keeping them in the outbox",
+                    self._timeout_ms,
+                    exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc,
+                )
+                self._registered = False
+        await self.outbox.append(entries)
+        if self._registered:
+            try:
+                async with asyncio.timeout(self._timeout_ms / 1000):
+                    await self._register([conversation_id for conversation_id, _ in entries])
+            except (RedisError, OSError, TimeoutError):
+                self._registered = False  # the drainer registers them once Redis answers
+        self._start_drainer()
+
+    async def _xadd(self, records: list[bytes], *, written_ids: list[str] | None = None) -> None:
+        """XADD `records` in one round trip; also delete the held-id keys of `written_ids`."""
+        if len(records) == 1 and not written_ids:
             await self._redis.xadd(
                 self._stream, {STREAM_FIELD: records[0]}, maxlen=self._max_length, approximate=True
             )
@@ -113,35 +152,54 @@ class ConversationRecorder:
         async with self._redis.pipeline(transaction=False) as pipe:
             for packed in records:
                 pipe.xadd(self._stream, {STREAM_FIELD: packed}, maxlen=self._max_length, approximate=True)
+            if written_ids:
+                pipe.delete(
+                    *(self._keys.held_conversation(conversation_id) for conversation_id in written_ids)
+                )
             await pipe.execute()
 
-    def _to_outbox(self, records: list[bytes]) -> None:
-        self._outbox.extend(records)
-        overflow = len(self._outbox) - self._outbox_limit
-        if overflow > 0:
-            for _ in range(overflow):
-                self._outbox.popleft()
-            self.dropped += overflow
-            log.error(
-                "conversation outbox full (FFAAS_OUTBOX_MAX_RECORDS=%d): dropped %d records",
-                self._outbox_limit,
-                overflow,
-            )
+    async def _register(self, conversation_ids: list[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for conversation_id in conversation_ids:
+                pipe.set(self._keys.held_conversation(conversation_id), self._plane_id, ex=HELD_TTL_S)
+            await pipe.execute()
+
+    def _start_drainer(self) -> None:
         if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
-        while self._outbox:
-            if not await self._drain_once():
+        failures = 0
+        while self.outbox:
+            try:
+                if not self._registered:
+                    await self._register_held()
+                batch = self.outbox.oldest(DRAIN_BATCH)
+                async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                    await self._xadd(
+                        [record.packed for record in batch],
+                        written_ids=[record.conversation_id for record in batch],
+                    )
+                self.outbox.remove(batch)
+                failures = 0
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._registered = False
+                failures += 1
+                if failures == 1:
+                    log.warning("conversation outbox: Redis unavailable (%r); retrying", exc)
                 await asyncio.sleep(DRAIN_RETRY_S)
         log.info("conversation outbox drained to Redis")
 
-    async def _drain_once(self) -> bool:
-        batch = [self._outbox[index] for index in range(min(DRAIN_BATCH, len(self._outbox)))]
-        try:
-            await self._xadd(batch)
-        except (RedisError, OSError):
-            return False
-        for _ in batch:
-            self._outbox.popleft()
-        return True
+    async def _register_held(self) -> None:
+        """Register the id of every record held (also those added meanwhile), then mark it done."""
+        seq, registered = -1, 0
+        while batch := self.outbox.after(seq, REGISTER_BATCH):
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._register([record.conversation_id for record in batch])
+            seq, registered = batch[-1].seq, registered + len(batch)
+        self._registered = True
+        log.info(
+            "Redis answers: registered the ids of %d conversation records held in the outbox; "
+            "writing them to the stream",
+            registered,
+        )

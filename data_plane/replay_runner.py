@@ -25,13 +25,14 @@ import wasmtime
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
 from data_plane.dispatch import EndpointDispatcher
-from data_plane.processor_dispatch import ProcessorDispatcher
+from data_plane.processor_dispatch import ProcessorDispatcher, ProcessorRun
 from data_plane.registry import PreparedEndpoint, PreparedProcessor
 from data_plane.replay_job import EndpointTarget, ProcessorTarget, ReplayJob
 from data_plane.replay_outbound import RecordedOutbound
 from data_plane.responses import answer_error
 from data_plane.runtime.module_cache import ModuleCache
 from shared.content_hash import content_hash
+from shared.conversations import RunOutcome
 from shared.errors import Conflict, PayloadTooLarge
 from shared.keys import Keys
 
@@ -54,6 +55,7 @@ class ReplayRunner:
         keys: Keys,
         max_request_bytes: int,
         max_captured_body_bytes: int,
+        max_audit_items: int,
     ) -> None:
         self._endpoints = endpoints
         self._processors = processors
@@ -63,6 +65,7 @@ class ReplayRunner:
         self._keys = keys
         self._max_request_bytes = max_request_bytes
         self._body_cap = max_captured_body_bytes
+        self._max_items = max_audit_items
         self.running = 0
         self.finished = 0
 
@@ -77,20 +80,15 @@ class ReplayRunner:
                     f"request body exceeds the limit of {limit} bytes (FFAAS_MAX_REQUEST_BYTES)"
                 )
                 response = await answer_error(
-                    self._recorder, conversation, refused, outcome="request_too_large"
+                    self._recorder, conversation, refused, outcome=RunOutcome.REQUEST_TOO_LARGE
                 )
             elif isinstance(job.target, EndpointTarget):
                 endpoint = await self._prepared_endpoint(job.target)
                 response = await self._endpoints.run(endpoint, job.request, conversation)
             else:
                 outbound = RecordedOutbound(job.recorded_outbound) if job.outbound == "recorded" else None
-                response = await self._processors.run(
-                    _prepared_processor(job.target),
-                    job.request,
-                    conversation,
-                    with_prelude=job.target.with_prelude,
-                    outbound=outbound,
-                )
+                target = ProcessorRun(_prepared_processor(job.target), job.target.with_prelude, outbound)
+                response = await self._processors.run(target, job.request, conversation)
             return ReplayResult(conversation.id, response.status_code)
         finally:
             self.running -= 1
@@ -106,6 +104,7 @@ class ReplayRunner:
             return Conversation(
                 request,
                 body_cap=self._body_cap,
+                max_items=self._max_items,
                 endpoint_id=target.endpoint_id,
                 deploy_id=target.deploy_id,
                 module_hash=target.module_hash,
@@ -114,6 +113,7 @@ class ReplayRunner:
         return Conversation(
             request,
             body_cap=self._body_cap,
+            max_items=self._max_items,
             request_processor_id=target.processor_id,
             processor_version_id=target.version_id,
             **replay,

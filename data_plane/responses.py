@@ -1,37 +1,75 @@
 """Answering a run: the HTTP response, always with its conversation recorded first.
 
-Invariant: every run's response carries `FH-Conversation-Id` and is built only
-after `ConversationRecorder.record` has returned for that run's record.
+Invariants:
+- Every run's response carries `FH-Conversation-Id` and is returned only after
+  `ConversationRecorder.record` has returned for that run's record.
+- The response is built before the record is written and nothing after the write can
+  fail, so a run is recorded once, with exactly the status, headers and body sent
+  (a guest's headers were checked when its output was parsed: `GuestResponse`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from starlette.responses import Response
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
 from data_plane.executors.guest_response import GuestResponse
+from shared.conversations import RunOutcome
 from shared.errors import ServiceError, error_response
 
 CONVERSATION_HEADER = "FH-Conversation-Id"
+_CONVERSATION_HEADER = CONVERSATION_HEADER.lower().encode()
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended, whatever ran it: the guest's response, or the error to answer; its outcome,
+    the guest internals for `error_detail`, and how long the guest ran (None: the whole run's time)."""
+
+    response: GuestResponse | None
+    error: ServiceError | None
+    outcome: RunOutcome
+    detail: str | None
+    duration_ms: float | None
+
+
+async def answer_run(recorder: ConversationRecorder, conversation: Conversation, end: RunEnd) -> Response:
+    if end.error is not None:
+        return await answer_error(
+            recorder,
+            conversation,
+            end.error,
+            outcome=end.outcome,
+            detail=end.detail,
+            duration_ms=end.duration_ms,
+        )
+    assert end.response is not None, "a run ends with a response or an error"
+    return await answer(recorder, conversation, end.response, duration_ms=end.duration_ms)
 
 
 async def answer(
-    recorder: ConversationRecorder, conversation: Conversation, guest: GuestResponse, *, duration_ms: float
+    recorder: ConversationRecorder,
+    conversation: Conversation,
+    guest: GuestResponse,
+    *,
+    duration_ms: float | None,
 ) -> Response:
-    record = conversation.finish(
-        status=guest.status,
-        headers=guest.headers,
-        body=guest.body,
-        outcome="completed",
-        duration_ms=duration_ms,
-    )
-    await recorder.record(record)
     response = Response(content=guest.body, status_code=guest.status)
     response.raw_headers.extend(
         (name.encode("latin-1"), value.encode("latin-1")) for name, value in guest.headers
     )
-    response.raw_headers.append((CONVERSATION_HEADER.lower().encode(), conversation.id.encode()))
+    record = conversation.finish(
+        status=guest.status,
+        headers=guest.headers,
+        body=guest.body,
+        outcome=RunOutcome.COMPLETED,
+        duration_ms=duration_ms,
+    )
+    await recorder.record(record)
+    response.raw_headers.append((_CONVERSATION_HEADER, conversation.id.encode()))
     return response
 
 
@@ -40,7 +78,7 @@ async def answer_error(
     conversation: Conversation,
     error: ServiceError,
     *,
-    outcome: str,
+    outcome: RunOutcome,
     detail: str | None = None,
     duration_ms: float | None = None,
 ) -> Response:
@@ -56,5 +94,5 @@ async def answer_error(
         duration_ms=duration_ms,
     )
     await recorder.record(record)
-    response.headers[CONVERSATION_HEADER] = conversation.id
+    response.raw_headers.append((_CONVERSATION_HEADER, conversation.id.encode()))
     return response

@@ -1,5 +1,13 @@
-"""What every run's dispatcher shares: a plain ASGI entry point and reading the request (capped body,
-its conversation, the 413 when the body is too large).
+"""What every run's dispatcher shares: a plain ASGI entry point, reading the request (capped body,
+its conversation, the 413 when the body is too large), and ending the run: executing it and
+answering, once, for every kind of guest.
+
+Invariants:
+- Once a run's conversation exists, the run is answered with the one JSON error shape or the
+  guest's response, always with `FH-Conversation-Id`, and recorded: an unexpected exception
+  while executing or answering is answered 500 ("internal error"), recorded with outcome
+  `error` (the exception in `error_detail`) and logged with its traceback.
+- Before that (an unknown endpoint or processor), errors are answered without a conversation.
 
 Dispatchers are plain ASGI apps that the data plane puts in front of Starlette,
 skipping its router and middleware stack (~15% of a hello-world run's CPU), so
@@ -10,6 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
+from typing import Generic, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,14 +29,20 @@ from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import Registry
-from data_plane.responses import answer_error
+from data_plane.responses import RunEnd, answer_error, answer_run
+from shared.conversations import RunOutcome
 from shared.errors import PayloadTooLarge, ServiceError, error_response
 from shared.request_body import read_capped_body
 
 log = logging.getLogger("ffaas.dispatch")
 
+Target = TypeVar("Target")
+"""What a request runs: a prepared endpoint or processor."""
 
-class RunDispatcher:
+UNEXPECTED = "internal error: the run failed unexpectedly; the data plane's log has the details"
+
+
+class RunDispatcher(Generic[Target]):
     def __init__(
         self,
         registry: Registry,
@@ -34,10 +50,12 @@ class RunDispatcher:
         *,
         max_request_bytes: int,
         max_captured_body_bytes: int,
+        max_audit_items: int,
     ) -> None:
         self.registry = registry
         self.recorder = recorder
         self.body_cap = max_captured_body_bytes
+        self.max_audit_items = max_audit_items
         self._max_request_bytes = max_request_bytes
         self._too_large = (
             f"request body exceeds the limit of {max_request_bytes} bytes (FFAAS_MAX_REQUEST_BYTES)"
@@ -54,6 +72,41 @@ class RunDispatcher:
         await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
+        target = self.find(request)
+        incoming, conversation, refused = await self.read_request(
+            request, partial(self.conversation_for, target)
+        )
+        if refused is not None:
+            return refused
+        return await self.run(target, incoming, conversation)
+
+    async def run(self, target: Target, incoming: IncomingRequest, conversation: Conversation) -> Response:
+        """Execute the run and answer it, recorded; anything unexpected is answered as outcome
+        `error`.  Replays come in here too (`replay_runner`), with a target of their own."""
+        try:
+            end = await self.execute(target, incoming, conversation)
+            return await answer_run(self.recorder, conversation, end)
+        except Exception as exc:
+            log.exception(
+                "unexpected error in the run of conversation %s (%s)", conversation.id, incoming.path
+            )
+            return await answer_error(
+                self.recorder,
+                conversation,
+                ServiceError(UNEXPECTED),
+                outcome=RunOutcome.ERROR,
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+
+    def find(self, request: Request) -> Target:
+        """What the request runs; raises `NotFound` (answered without a conversation)."""
+        raise NotImplementedError
+
+    def conversation_for(self, target: Target, incoming: IncomingRequest) -> Conversation:
+        raise NotImplementedError
+
+    async def execute(self, target: Target, incoming: IncomingRequest, conversation: Conversation) -> RunEnd:
+        """Run the guest; how it ended.  Anything it raises is answered as outcome `error`."""
         raise NotImplementedError
 
     async def read_request(
@@ -67,7 +120,9 @@ class RunDispatcher:
         except PayloadTooLarge as exc:
             incoming = IncomingRequest.from_starlette(request, b"")
             conversation = conversation_for(incoming)
-            refused = await answer_error(self.recorder, conversation, exc, outcome="request_too_large")
+            refused = await answer_error(
+                self.recorder, conversation, exc, outcome=RunOutcome.REQUEST_TOO_LARGE
+            )
             return incoming, conversation, refused
         incoming = IncomingRequest.from_starlette(request, body)
         return incoming, conversation_for(incoming), None

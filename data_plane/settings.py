@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_plane.host.network_policy import NetworkPolicy
+from data_plane.outbox import outbox_directory
 from shared.settings import SettingError, env_int, env_str
 
 MIB = 1 << 20
@@ -30,7 +31,9 @@ class Settings:
     run_concurrency: int = 32
     max_captured_body_bytes: int = 64 * 1024
     conversation_stream_max_length: int = 1_000_000
-    outbox_max_records: int = 100_000
+    outbox_max_bytes: int = 256 * MIB
+    record_timeout_ms: int = 250
+    max_audit_items: int = 1000
     outbound_allow: str = ""
     outbound_timeout_ms: int = 10_000
     max_outbound_response_bytes: int = 10 * MIB
@@ -45,10 +48,20 @@ class Settings:
     def module_cache_dir(self) -> Path:
         return self.data_dir / "module-cache"
 
+    @property
+    def outbox_dir(self) -> Path:
+        """This process's conversation outbox (`outbox.DiskOutbox`): one directory per plane id."""
+        return outbox_directory(self.data_dir, self.plane_id)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """Every FFAAS_* variable of the data plane (README "Settings"); a bad value raises SettingError."""
         port = env_int(environ, "FFAAS_DATA_PLANE_PORT", cls.port, minimum=0)
+        if environ.get("FFAAS_OUTBOX_MAX_RECORDS", "").strip():
+            raise SettingError(
+                "FFAAS_OUTBOX_MAX_RECORDS is no longer read: the outbox is on disk and bounded in bytes "
+                "by FFAAS_OUTBOX_MAX_BYTES; remove it"
+            )
         return cls(
             redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
             redis_prefix=env_str(environ, "FFAAS_REDIS_PREFIX", cls.redis_prefix),
@@ -71,9 +84,9 @@ class Settings:
                 cls.conversation_stream_max_length,
                 minimum=1000,
             ),
-            outbox_max_records=env_int(
-                environ, "FFAAS_OUTBOX_MAX_RECORDS", cls.outbox_max_records, minimum=1
-            ),
+            outbox_max_bytes=env_int(environ, "FFAAS_OUTBOX_MAX_BYTES", cls.outbox_max_bytes, minimum=1),
+            record_timeout_ms=env_int(environ, "FFAAS_RECORD_TIMEOUT_MS", cls.record_timeout_ms, minimum=1),
+            max_audit_items=env_int(environ, "FFAAS_MAX_AUDIT_ITEMS", cls.max_audit_items, minimum=2),
             outbound_allow=_outbound_allow(environ),
             outbound_timeout_ms=env_int(
                 environ, "FFAAS_OUTBOUND_TIMEOUT_MS", cls.outbound_timeout_ms, minimum=1

@@ -8,6 +8,9 @@ Audit items are in the order they happened and already have the API's shape
 Bodies are captured with `captured_body`: a UTF-8 body is a string, any other
 is a `data:application/octet-stream;base64,...` URL; a body over the capture cap
 is cut, and the payload then says so (`body_truncated`, `body_bytes`).
+
+How a run ended is one of `RunOutcome`, the complete list (its wire value is the
+member's string); README's outcome table is `outcome_table()`, held equal by a test.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import msgpack
@@ -26,6 +30,66 @@ DATA_URL_PREFIX = "data:application/octet-stream;base64,"
 """How a captured body that is not UTF-8 starts."""
 OPTIONAL_RECORD_FIELDS = ("processor_version_id", "replay_of", "replay_mode")
 """Fields added after the first record format: left out of a packed record when None."""
+
+
+class RunOutcome(StrEnum):
+    """How a run ended: every value a conversation's `outcome` can hold (the wire value is the string).
+
+    `description` is the outcome's row in README's outcome table (`outcome_table`)."""
+
+    COMPLETED = "completed"
+    TIMED_OUT = "timed_out"
+    TRAPPED = "trapped"
+    EXITED_NONZERO = "exited_nonzero"
+    OUT_OF_MEMORY = "out_of_memory"
+    OUTPUT_LIMIT = "output_limit"
+    INVALID_RESPONSE = "invalid_response"
+    REQUEST_TOO_LARGE = "request_too_large"
+    UNUSABLE_MODULE = "unusable_module"
+    SYNTAX_ERROR = "syntax_error"
+    THREW = "threw"
+    NEVER_SETTLED = "never_settled"
+    ENGINE_ERROR = "engine_error"
+    RUNTIME_UNAVAILABLE = "runtime_unavailable"
+    UNSUPPORTED_RUNTIME = "unsupported_runtime"
+    ERROR = "error"
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS: dict[RunOutcome, str] = {
+    RunOutcome.COMPLETED: "the guest answered; its response was sent as it was",
+    RunOutcome.TIMED_OUT: "the run reached `FFAAS_RUN_TIMEOUT_MS` (504)",
+    RunOutcome.TRAPPED: "the module trapped (500; the trap frames are in `error_detail`)",
+    RunOutcome.EXITED_NONZERO: "the module exited with a status other than 0 (500)",
+    RunOutcome.OUT_OF_MEMORY: "the run reached `FFAAS_MAX_MEMORY_BYTES` (500)",
+    RunOutcome.OUTPUT_LIMIT: "the module wrote more than `FFAAS_MAX_RESPONSE_BYTES` (500)",
+    RunOutcome.INVALID_RESPONSE: (
+        "the guest's response broke the rules of HTTP or of its contract: a header name that is not a "
+        "token, a header value with a control character or outside latin-1, a bad status, a `data:` "
+        "body that is not base64 (500 naming what is wrong)"
+    ),
+    RunOutcome.REQUEST_TOO_LARGE: "the request body was over `FFAAS_MAX_REQUEST_BYTES` (413)",
+    RunOutcome.UNUSABLE_MODULE: "the endpoint's module could not be loaded on this data plane (500)",
+    RunOutcome.SYNTAX_ERROR: "the processor's code does not parse (500)",
+    RunOutcome.THREW: "the processor threw or its promise was rejected (500; the stack is in `error_detail`)",
+    RunOutcome.NEVER_SETTLED: "the processor's promise can never settle (`wasm` runtime; 500)",
+    RunOutcome.ENGINE_ERROR: "the JavaScript engine failed under the run (500)",
+    RunOutcome.RUNTIME_UNAVAILABLE: "the processor's runtime could not be started (500)",
+    RunOutcome.UNSUPPORTED_RUNTIME: "the processor names a runtime this data plane lacks (500)",
+    RunOutcome.ERROR: (
+        "anything unexpected: still answered (500, internal error) and recorded; the exception is in "
+        "`error_detail` and the data plane's log"
+    ),
+}
+
+
+def outcome_table() -> str:
+    """README's table of outcomes, generated from `RunOutcome` (a test holds README equal to it)."""
+    rows = [f"| `{outcome.value}` | {outcome.description} |" for outcome in RunOutcome]
+    return "\n".join(["| outcome | the run |", "|---|---|", *rows]) + "\n"
 
 
 @dataclass(frozen=True)
@@ -48,8 +112,7 @@ class ConversationRecord:
     finished_at: str
     duration_ms: float
     outcome: str
-    """How the run ended: "completed", "timed_out", "trapped", "exited_nonzero", "out_of_memory",
-    "output_limit", "invalid_response", "request_too_large", "unusable_module", "error"."""
+    """How the run ended: a `RunOutcome` value."""
     status: int
     """The HTTP status returned to the caller."""
     error: str | None
@@ -67,6 +130,9 @@ class ConversationRecord:
     """For a replay: the id of the conversation it replays."""
     replay_mode: str | None = None
     """For a replay: how its outbound requests were answered, "recorded" or "live"."""
+    audit_items_dropped: int = 0
+    """Log, outbound request and outbound response items left out past FFAAS_MAX_AUDIT_ITEMS (the
+    incoming request and the final response are always kept)."""
 
     def pack(self) -> bytes:
         # vars() instead of dataclasses.asdict(): asdict deep-copies, ~40 µs per record.
@@ -74,6 +140,8 @@ class ConversationRecord:
         for name in OPTIONAL_RECORD_FIELDS:  # absent when unset: older readers never see them
             if fields[name] is None:
                 del fields[name]
+        if not self.audit_items_dropped:
+            del fields["audit_items_dropped"]  # the common case stays readable by older planes
         return msgpack.packb(fields)
 
     @classmethod

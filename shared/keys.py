@@ -45,6 +45,13 @@ class Keys:
         """Stream: one entry per run, field `r` = packed `ConversationRecord`. Bounded (MAXLEN ~)."""
         return f"{self.prefix}:conversations"
 
+    def held_conversation(self, conversation_id: str) -> str:
+        """String: the plane id of the data plane whose outbox holds this conversation's record (it
+        answered the run while Redis could not take the record).  Set when Redis answers again,
+        before the record is written; deleted with that write; expires (a plane that never comes
+        back must not hold the id forever)."""
+        return f"{self.prefix}:held:{conversation_id}"
+
     @property
     def ingest_group(self) -> str:
         """The consumer group through which control planes ingest `conversations`."""

@@ -3,18 +3,22 @@
 Shapes (the fh-http seed's RequestConversation and AuditItem, plus FFAAS fields):
 - conversation: {id, created_at, request_processor_id, endpoint_id, deploy_id, module_hash,
   processor_version_id, replay_of, replay_mode, finished_at, duration_ms, outcome, status,
-  error, error_detail, audit_items}; ids that do not apply are null (`request_processor_id`
-  and `processor_version_id` for endpoint runs, and the reverse; `replay_of` and
-  `replay_mode` for runs that are not replays).
+  error, error_detail, audit_items_dropped, audit_items}; ids that do not apply are null
+  (`request_processor_id` and `processor_version_id` for endpoint runs, and the reverse;
+  `replay_of` and `replay_mode` for runs that are not replays); `audit_items_dropped` counts
+  items the data plane left out (FFAAS_MAX_AUDIT_ITEMS).
 - audit item: {kind, id, created_at, conversation_id, payload}, plus `inc` for requests
   and `request` for responses (present only when set), oldest first.
 - GET /conversation?endpoint_id=&processor_id=&replay_of=&is_replay=&outcome=&since=&limit=&before=
   -> {"conversations": [... without audit_items], "next": cursor or null}, newest first; pass
   `next` as `before`.
 
-No race with the run: the data plane adds a conversation to the stream before it
-answers, so an id not yet in SQLite makes the ingester catch up with the stream before
-the route answers 404.
+No race with the run: the data plane adds a conversation to the stream (or to its durable
+outbox) before it answers, so an id not yet in SQLite makes the ingester catch up with the
+stream before the route answers 404.  An id a data plane still holds in its outbox after a
+Redis outage (`Keys.held_conversation`, checked before catching up: the data plane deletes
+that key only after the record is on the stream) is answered 503 with `Retry-After`, saying
+it is on its way; so is any unknown id while Redis cannot be reached.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from shared.timestamps import format_timestamp
 
 log = logging.getLogger("ffaas.control_plane.conversations")
 
+RETRY_AFTER_S = "1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 LIST_PARAMETERS = (
@@ -70,6 +75,7 @@ def conversation_json(conversation: store.Conversation) -> dict[str, Any]:
         "status": conversation.status,
         "error": conversation.error,
         "error_detail": conversation.error_detail,
+        "audit_items_dropped": conversation.audit_items_dropped,
     }
 
 
@@ -133,14 +139,23 @@ async def find_conversation(
     stored = await store.get_conversation(found.db, conversation_id)
     if stored is None and _is_uuid(conversation_id):
         try:
+            holder = await found.redis.get(found.keys.held_conversation(conversation_id))
             await found.ingester.catch_up()
         except (RedisError, OSError) as exc:
             log.warning("catching up with the conversation stream failed: %r", exc)
             raise Unavailable(
                 f"conversation {conversation_id} is not stored yet and the conversation stream "
-                "could not be read: Redis unavailable (FFAAS_REDIS_URL)"
+                "could not be read: Redis unavailable (FFAAS_REDIS_URL); retry later",
+                headers={"Retry-After": RETRY_AFTER_S},
             ) from exc
         stored = await store.get_conversation(found.db, conversation_id)
+        if stored is None and holder is not None:
+            plane = holder.decode(errors="replace") if isinstance(holder, bytes) else str(holder)
+            raise Unavailable(
+                f"conversation {conversation_id} is on its way: data plane {plane} answered the run "
+                "while Redis was unavailable and is writing its record from its outbox; retry shortly",
+                headers={"Retry-After": RETRY_AFTER_S},
+            )
     if stored is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return stored

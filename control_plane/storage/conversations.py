@@ -26,7 +26,8 @@ from shared.timestamps import format_timestamp
 
 _CONVERSATION_COLUMNS = (
     "id, created_at, finished_at, duration_ms, outcome, status, error, error_detail, "
-    "endpoint_id, deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, replay_mode"
+    "endpoint_id, deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, "
+    "replay_mode, audit_items_dropped"
 )
 _ITEM_COLUMNS = "kind, id, created_at, conversation_id, payload, inc, request"
 
@@ -48,6 +49,7 @@ class Conversation:
     processor_version_id: str | None = None
     replay_of: str | None = None
     replay_mode: str | None = None
+    audit_items_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def conversation_rows(record: ConversationRecord, ingested_at: str) -> Conversat
         _optional_text(record.processor_version_id, "processor_version_id"),
         _optional_text(record.replay_of, "replay_of"),
         _optional_text(record.replay_mode, "replay_mode"),
+        _integer(record.audit_items_dropped, "audit_items_dropped"),
         ingested_at,
     )
     items = [
@@ -112,7 +115,7 @@ async def store_conversations(db: Database, batch: list[ConversationRows]) -> in
         for rows in batch:
             cursor = await connection.execute(
                 f"INSERT OR IGNORE INTO conversations ({_CONVERSATION_COLUMNS}, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.conversation,
             )
             added += cursor.rowcount

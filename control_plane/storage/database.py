@@ -154,6 +154,10 @@ MIGRATIONS: tuple[str, ...] = (
         report TEXT NOT NULL
     );
     """,
+    # 7: how many audit items a data plane left out of a record (FFAAS_MAX_AUDIT_ITEMS).
+    """
+    ALTER TABLE conversations ADD COLUMN audit_items_dropped INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

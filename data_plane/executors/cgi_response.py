@@ -5,6 +5,9 @@
 - Output that does not start with a header block is the body, with status 200.
 - Headers that HTTP framing owns (content-length, transfer-encoding, connection)
   are dropped: the server sets them for the body actually sent.
+- Header values must be sendable (`GuestResponse` checks them: no control characters
+  but tab); a module that writes a bare CR or another control character in a value gets
+  `InvalidGuestResponse`, answered 500 with outcome `invalid_response`.
 """
 
 from __future__ import annotations

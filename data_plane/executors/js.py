@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from data_plane.conversation import Conversation
-from data_plane.executors.guest_response import GuestResponse
+from data_plane.executors.guest_response import GuestResponse, InvalidGuestResponse
 from data_plane.executors.js_failure import JsFailure
 from data_plane.executors.js_host import OutboundSender, RunHost
 from data_plane.executors.js_response import response_from_result
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedProcessor
-from shared.conversations import captured_body, headers_payload
+from shared.conversations import RunOutcome, captured_body, headers_payload
 from shared.errors import GuestError, ServiceError
 
 
@@ -40,7 +40,7 @@ class Evaluator(Protocol):
 class JsRun:
     response: GuestResponse | None
     error: ServiceError | None
-    outcome: str
+    outcome: RunOutcome
     detail: str | None
     elapsed_ms: float
 
@@ -83,12 +83,14 @@ class JsExecutor:
             evaluator = self._runtimes.get(processor.runtime)
             if evaluator is None:
                 unknown = f"processor {processor.processor_id} has unknown runtime {processor.runtime!r}"
-                raise JsFailure(GuestError(unknown), "unsupported_runtime")
+                raise JsFailure(GuestError(unknown), RunOutcome.UNSUPPORTED_RUNTIME)
             request_json = json.dumps(request_object(incoming))
             result = await evaluator.evaluate(processor, request_json, with_prelude, host)
             response = response_from_result(json.loads(result), incoming.body)
-            return JsRun(response, None, "completed", None, (loop.time() - started) * 1000)
+            return JsRun(response, None, RunOutcome.COMPLETED, None, (loop.time() - started) * 1000)
         except JsFailure as failure:
             return JsRun(None, failure.error, failure.outcome, failure.detail, (loop.time() - started) * 1000)
         except ServiceError as exc:  # the result broke the response rules
-            return JsRun(None, exc, "invalid_response", None, (loop.time() - started) * 1000)
+            detail = exc.detail if isinstance(exc, InvalidGuestResponse) else None
+            elapsed_ms = (loop.time() - started) * 1000
+            return JsRun(None, exc, RunOutcome.INVALID_RESPONSE, detail, elapsed_ms)

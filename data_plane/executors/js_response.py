@@ -4,11 +4,16 @@ In order: `main`'s return value (a string is the body with status 200; an object
 with any of `code`, `headers`, `body` is the response; any other value is sent
 as JSON); else, with the prelude, the last `fh.respond_with(...)`; else status
 200 with the body of the last dispatched response; else the incoming body.
+
+A response that breaks these rules or the rules of HTTP (a bad status, headers that are not
+an object, a header `GuestResponse` refuses, a `data:` body that is not base64) raises a
+`GuestError`, answered 500 with outcome `invalid_response`.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
 
@@ -44,11 +49,7 @@ def _text_response(status: int, headers: tuple[tuple[str, str], ...], body: Any)
     if body is None:
         data = b""
     elif isinstance(body, str):
-        data = (
-            base64.b64decode(body[len(DATA_URL_PREFIX) :])
-            if body.startswith(DATA_URL_PREFIX)
-            else body.encode()
-        )
+        data = _data_url_bytes(body) if body.startswith(DATA_URL_PREFIX) else body.encode()
     else:
         data = json.dumps(body).encode()
         if not any(name == "content-type" for name, _ in headers):
@@ -56,6 +57,16 @@ def _text_response(status: int, headers: tuple[tuple[str, str], ...], body: Any)
     if not any(name == "content-type" for name, _ in headers):
         headers = (*headers, ("content-type", "text/plain; charset=utf-8"))
     return GuestResponse(status, headers, data)
+
+
+def _data_url_bytes(body: str) -> bytes:
+    try:
+        return base64.b64decode(body[len(DATA_URL_PREFIX) :])
+    except (binascii.Error, ValueError) as exc:
+        raise GuestError(
+            f"the processor's response body starts with {DATA_URL_PREFIX!r} but the rest is not "
+            f"valid base64 ({exc})"
+        ) from None
 
 
 def _status(code: Any) -> int:

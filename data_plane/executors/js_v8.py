@@ -17,6 +17,7 @@ from data_plane.executors.js_failure import JsFailure
 from data_plane.executors.js_host import RunHost
 from data_plane.registry import PreparedProcessor
 from data_plane.runtime.v8 import Prepare, V8Context, V8Runtime
+from shared.conversations import RunOutcome
 from shared.errors import GuestError
 
 PRELUDE = (Path(__file__).with_name("js_prelude.js")).read_text()
@@ -62,7 +63,7 @@ class V8Evaluator:
         except (JSEvalException, JSPromiseError) as exc:
             raise js_failure.threw(_error_line(str(exc)), str(exc)) from None
         if not isinstance(result, str):
-            raise JsFailure(GuestError("the processor's run did not produce a result"), "threw")
+            raise JsFailure(GuestError("the processor's run did not produce a result"), RunOutcome.THREW)
         return result
 
     async def _in_fresh_context(

@@ -26,6 +26,7 @@ from data_plane.registry import PreparedProcessor
 from data_plane.runtime.fresh_runs import FreshRunLimit
 from data_plane.runtime.quickjs_wasm import EngineUnavailable, QuickJsRun, QuickJsWasm
 from data_plane.runtime.wasm import Outcome, RunLimits
+from shared.conversations import RunOutcome
 
 EngineCall = Callable[..., QuickJsRun]
 """`QuickJsWasm.run` with the code, request and entry point bound: takes `host` and `limits`."""
@@ -65,7 +66,7 @@ class WasmEvaluator:
         try:
             engine = await self._quickjs()
         except EngineUnavailable as exc:
-            raise js_failure.engine_failed(str(exc), "", "runtime_unavailable") from None
+            raise js_failure.engine_failed(str(exc), "", RunOutcome.RUNTIME_UNAVAILABLE) from None
         run_engine = partial(engine.run, processor.source, request_json, with_prelude=with_prelude)
         run = None
         if processor.code_hash not in self._pool_only:
@@ -111,7 +112,7 @@ class WasmEvaluator:
             if kind == "out_of_memory":
                 raise js_failure.out_of_memory("memory", max_memory_bytes, detail)
             if kind in ("threw", "never_settled"):
-                raise js_failure.threw(message, detail, kind)
+                raise js_failure.threw(message, detail, RunOutcome(kind))
             raise js_failure.engine_failed(f"the JavaScript engine failed: {message}", detail)
         command = run.command
         match command.outcome:

@@ -156,6 +156,7 @@ def expected_conversation(record: ConversationRecord, *, with_items: bool = True
         "status": record.status,
         "error": record.error,
         "error_detail": record.error_detail,
+        "audit_items_dropped": record.audit_items_dropped,
     }
     if with_items:
         shown["audit_items"] = expected_items(record)
