@@ -17,8 +17,7 @@ Invariants:
 - Held ids are announced: as soon as Redis answers after a failure, and before draining,
   the drainer registers the id of every record the outbox holds (`Keys.held_conversation`
   -> this plane's id, expiring after `HELD_TTL_S`); records added while Redis answers
-  are registered as they are added; each key is deleted in the pipeline that puts its
-  record on the stream.  The control plane answers a read of such an id "on its way"
+  are registered as they are added; each key is deleted once its record's XADD answered.  The control plane answers a read of such an id "on its way"
   (503) instead of 404.
 - The stream is bounded (`XADD MAXLEN ~ stream_max_length`).
 """
@@ -29,7 +28,7 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from data_plane.outbox import DiskOutbox
 from shared.conversations import STREAM_FIELD, ConversationRecord
@@ -142,9 +141,9 @@ class ConversationRecorder:
                 self._registered = False  # the drainer registers them once Redis answers
         self._start_drainer()
 
-    async def _xadd(self, records: list[bytes], *, written_ids: list[str] | None = None) -> None:
-        """XADD `records` in one round trip; also delete the held-id keys of `written_ids`."""
-        if len(records) == 1 and not written_ids:
+    async def _xadd(self, records: list[bytes]) -> None:
+        """XADD `records` in one round trip."""
+        if len(records) == 1:
             await self._redis.xadd(
                 self._stream, {STREAM_FIELD: records[0]}, maxlen=self._max_length, approximate=True
             )
@@ -152,10 +151,6 @@ class ConversationRecorder:
         async with self._redis.pipeline(transaction=False) as pipe:
             for packed in records:
                 pipe.xadd(self._stream, {STREAM_FIELD: packed}, maxlen=self._max_length, approximate=True)
-            if written_ids:
-                pipe.delete(
-                    *(self._keys.held_conversation(conversation_id) for conversation_id in written_ids)
-                )
             await pipe.execute()
 
     async def _register(self, conversation_ids: list[str]) -> None:
@@ -163,6 +158,17 @@ class ConversationRecorder:
             for conversation_id in conversation_ids:
                 pipe.set(self._keys.held_conversation(conversation_id), self._plane_id, ex=HELD_TTL_S)
             await pipe.execute()
+
+    async def _unregister(self, conversation_ids: list[str]) -> None:
+        """Delete the held-id keys of records now on the stream; only once their XADD answered (in
+        one pipeline, a DEL runs even when an XADD before it fails).  A key left behind expires;
+        until then a read of its id catches up with the stream first, and finds the record."""
+        held = [self._keys.held_conversation(conversation_id) for conversation_id in conversation_ids]
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._redis.delete(*held)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("could not delete %d held conversation ids (they expire): %r", len(held), exc)
 
     def _start_drainer(self) -> None:
         if self._drainer is None or self._drainer.done():
@@ -176,14 +182,13 @@ class ConversationRecorder:
                     await self._register_held()
                 batch = self.outbox.oldest(DRAIN_BATCH)
                 async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                    await self._xadd(
-                        [record.packed for record in batch],
-                        written_ids=[record.conversation_id for record in batch],
-                    )
+                    await self._xadd([record.packed for record in batch])
                 self.outbox.remove(batch)
                 failures = 0
+                await self._unregister([record.conversation_id for record in batch])
             except (RedisError, OSError, TimeoutError) as exc:
-                self._registered = False
+                if not isinstance(exc, ResponseError):  # Redis answered (an error): ids still hold
+                    self._registered = False
                 failures += 1
                 if failures == 1:
                     log.warning("conversation outbox: Redis unavailable (%r); retrying", exc)

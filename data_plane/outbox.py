@@ -114,6 +114,8 @@ class DiskOutbox:
         self._current: Segment | None = None
         self._seq = itertools.count()
         directory.mkdir(parents=True, exist_ok=True)
+        for made in (directory.parent, directory.parent.parent):  # the new entries survive a crash
+            _sync_directory(made)
         self._lock_fd = _lock(directory)
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffaas-outbox")
         self._next_number = self._replay()
