@@ -85,6 +85,20 @@ def test_a_module_writing_an_unsendable_header_gets_a_recorded_json_500(cluster:
     assert [item["kind"] for item in conversation["audit_items"]] == ["request", "log", "response"]
 
 
+def test_a_module_writing_utf8_bytes_in_a_value_sends_them_as_they_are(cluster: Cluster) -> None:
+    """A CGI guest writes bytes: those past ASCII are obs-text, sendable; the conversation shows them
+    decoded as latin-1, so they encode back to exactly the bytes sent."""
+    value = "€ Zoë".encode()
+    endpoint_id = cluster.new_deployed_endpoint("utf-8 value", guests.prints(b"X-Name: " + value + b"\n\nok"))
+
+    response = cluster.call(cluster.data_planes[0], endpoint_id)
+
+    assert (response.status_code, response.text) == (200, "ok")
+    assert (b"x-name", value) in response.headers.raw
+    final = cluster.conversation(response)["audit_items"][-1]["payload"]
+    assert [recorded.encode("latin-1") for recorded in final["headers"]["x-name"]] == [value]
+
+
 @pytest.mark.parametrize("case", list(JS_CASES))
 def test_a_processor_returning_an_unsendable_header_gets_a_recorded_json_500(
     cluster: Cluster, runtime: str, case: str

@@ -19,6 +19,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -141,14 +142,19 @@ def test_runs_answered_while_redis_is_down_survive_a_killed_data_plane(
     assert status["conversation_outbox_bytes"] > 20 * 200, status
 
     plane.kill()  # SIGKILL: no shutdown code runs; only the outbox on disk remembers the runs
+    outbox_dir = Path(plane.settings["FFAAS_DATA_DIR"]) / "outbox" / "e2e-data-plane-1"
+    segments = sorted(outbox_dir.glob("*.seg"))
+    assert segments, f"no outbox segment in {outbox_dir}"
+    with segments[-1].open("ab") as torn:  # as if the kill came in the middle of a write
+        torn.write(b"\x00\x00\x10\x00\x12\x34half a record")
     own_redis.start()
     plane.start()
 
     for conversation_id, (sent, response) in answered.items():
         assert_recorded(readable(cluster, conversation_id), sent, response)
     wait_until(lambda: plane.status()["conversation_outbox"] == 0, "the outbox to drain")
-    outbox_dir = plane.settings["FFAAS_DATA_DIR"] + "/outbox/e2e-data-plane-1"
-    wait_until(lambda: not [name for name in os.listdir(outbox_dir) if name.endswith(".seg")], "no segment")
+    wait_until(lambda: not list(outbox_dir.glob("*.seg")), "the drained segments to be deleted")
+    assert "is torn or corrupt" in plane.log_path.read_text()
 
 
 def test_a_run_held_in_the_outbox_is_on_its_way_not_404(
