@@ -17,8 +17,8 @@ Invariants:
 - Held ids are announced: as soon as Redis answers after a failure, and before draining,
   the drainer registers the id of every record the outbox holds (`Keys.held_conversation`
   -> this plane's id, expiring after `HELD_TTL_S`); records added while Redis answers
-  are registered as they are added; each key is deleted once its record's XADD answered.  The control plane answers a read of such an id "on its way"
-  (503) instead of 404.
+  are registered as they are added; each key is deleted once its record's XADD answered.
+  The control plane answers a read of such an id "on its way" (503) instead of 404.
 - The stream is bounded (`XADD MAXLEN ~ stream_max_length`).
 """
 
@@ -106,7 +106,15 @@ class ConversationRecorder:
         try:
             while self._waiting and (until is None or not until.done()):
                 batch, self._waiting = self._waiting, []
-                await self._write([entry for entry, _ in batch])
+                try:
+                    await self._write([entry for entry, _ in batch])
+                except Exception as exc:  # neither Redis nor the disk: a bug; fail these runs, never loop
+                    log.exception("recording %d conversation records failed", len(batch))
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    batch = []
+                    continue
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
