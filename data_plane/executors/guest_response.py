@@ -7,7 +7,8 @@ guest may still write UTF-8 bytes).  The parsers of guest output build it, so a 
 is refused where the guest's output enters (`InvalidGuestResponse`, answered 500 with outcome
 `invalid_response`), never at send time after the conversation was recorded.
 
-Cost: two precompiled regex calls per header (measured ~0.4 µs for a response with 3 headers).
+Cost: two precompiled regex calls per header (measured with timeit: ~0.4 µs per header, ~1.2 µs
+for a response with 3 headers).
 """
 
 from __future__ import annotations
