@@ -102,6 +102,27 @@ def wait_until_ok(url: str, timeout_s: float, still_running: Callable[[], None] 
         time.sleep(0.05)
 
 
+def wait_for_every_worker(
+    base_url: str, timeout_s: float, still_running: Callable[[], None] = lambda: None
+) -> int:
+    """Polls the data plane's GET /status on fresh connections until every worker process answered
+    (each listens only once ready, and the kernel spreads connections over those listening); returns
+    how many workers there are. Without this, wrk's connections, opened once per run, could all land on
+    the workers that were ready first."""
+    deadline = time.monotonic() + timeout_s
+    seen: set[int] = set()
+    while True:
+        still_running()
+        status = request(base_url, "GET", "/status", timeout_s=2.0).json()
+        seen.add(int(status["worker"]))
+        if len(seen) == int(status["workers"]):
+            return len(seen)
+        if time.monotonic() > deadline:
+            workers = status["workers"]
+            raise TimeoutError(f"only workers {sorted(seen)} of {workers} answered in {timeout_s:.0f} s")
+        time.sleep(0.01)
+
+
 @dataclass(frozen=True)
 class FirstSuccess:
     """How long until a URL first answered 200, and what it answered before."""

@@ -19,12 +19,14 @@ from bench.measure import measure_throughput
 from bench.processors import PROCESSORS, measure_processors
 from bench.replay import REPLAY, measure_replay
 from bench.results import Results, ThroughputRow
+from bench.system import System
 from bench.wrk import wrk_missing
 
 __all__ = [
     "BARE",
     "SCENARIOS",
     "WAGI_HELLO",
+    "WAGI_HELLO_ONE_WORKER",
     "Context",
     "Options",
     "Results",
@@ -34,6 +36,7 @@ __all__ = [
 
 HELLO_BODY = b"Hello, world!\n"
 WAGI_HELLO = "WAGI hello"
+WAGI_HELLO_ONE_WORKER = "WAGI hello, 1 worker"
 BARE = "bare Starlette"
 FIRST_SUCCESS_TIMEOUT_S = 30.0
 
@@ -84,20 +87,34 @@ def deploy_hello(ctx: Context) -> None:
 
 
 def throughput(ctx: Context) -> None:
-    """wrk against the bare app, then the WAGI hello endpoint, at each concurrency."""
-    options, results = ctx.options, ctx.results
+    """wrk against the bare app, then the WAGI hello endpoint, at each concurrency: with the data
+    plane's default workers (one per core), then with one worker alone; the default is restored."""
+    options, results, system = ctx.options, ctx.results, ctx.system
     missing = wrk_missing()
     if missing is not None:
-        results.skip_rows([WAGI_HELLO, BARE], options.connections, missing)
+        results.skip_rows([WAGI_HELLO, WAGI_HELLO_ONE_WORKER, BARE], options.connections, missing)
         return
     # The bare app first, while the planes are idle: after a WAGI run the control plane may still be
     # ingesting that run's conversations, and would compete with the baseline for the CPU.
-    urls = {BARE: ctx.system.start_bare_app() + "/"}
-    if ctx.hello_endpoint_id is not None:
-        urls[WAGI_HELLO] = f"{ctx.system.url('data_plane')}/{ctx.hello_endpoint_id}"
-    else:
+    measure_throughput(ctx, {BARE: system.start_bare_app() + "/"})
+    if ctx.hello_endpoint_id is None:
         results.skipped.append(f"{WAGI_HELLO} throughput: no endpoint was deployed")
-    measure_throughput(ctx, urls)
+        return
+    hello = f"{system.url('data_plane')}/{ctx.hello_endpoint_id}"
+    results.info["data plane workers"] = str(_workers(system))
+    measure_throughput(ctx, {WAGI_HELLO: hello})
+    ctx.say("restarting the data plane with one worker")
+    system.restart_data_plane(workers=1)
+    try:
+        measure_throughput(ctx, {WAGI_HELLO_ONE_WORKER: hello})
+    finally:
+        ctx.say("restarting the data plane with its default workers")
+        system.restart_data_plane(workers=None)
+
+
+def _workers(system: System) -> int:
+    """How many workers the running data plane has (its `/status` says)."""
+    return int(request(system.url("data_plane"), "GET", "/status").json()["workers"])
 
 
 def restart_data_plane(ctx: Context) -> None:
@@ -112,7 +129,7 @@ def restart_data_plane(ctx: Context) -> None:
     started = time.perf_counter()
     first = request(data, "GET", path)
     first_s = time.perf_counter() - started
-    results.timing("restart_to_status_ok", "data-plane start -> GET /status 200", restart_s)
+    results.timing("restart_to_status_ok", "data-plane start -> GET /status 200 from every worker", restart_s)
     results.timing(
         "first_call_after_restart", "first call after the data plane restarted", first_s, status=first.status
     )

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.client import wait_until_ok
+from bench.client import wait_for_every_worker, wait_until_ok
 
 REPO = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0
@@ -122,6 +122,8 @@ class System:
     redis_prefix: str = field(default_factory=lambda: f"bench-{secrets.token_hex(4)}")
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    data_plane_workers: int | None = None
+    """FFAAS_DATA_PLANE_WORKERS of the data plane started next; None: its default (one per core)."""
 
     @property
     def redis_url(self) -> str:
@@ -217,6 +219,11 @@ class System:
             self._wait_http(restarted, self.url(name) + "/status")
         return time.perf_counter() - started
 
+    def restart_data_plane(self, workers: int | None) -> None:
+        """The data plane again, with `workers` worker processes (None: its default)."""
+        self.data_plane_workers = workers
+        self.restart("data_plane")
+
     def _start_plane(self, name: str) -> None:
         self.launch_plane(name)
         self.wait_ready(name)
@@ -226,8 +233,17 @@ class System:
         self._start(name, [self.python, "-m", name], self._plane_env())
 
     def wait_ready(self, name: str) -> None:
-        """Returns once the plane answers GET /status with 200; raises if it died."""
-        self._wait_http(self.processes[name], self.url(name) + "/status")
+        """Returns once the plane answers GET /status with 200 (the data plane: from every worker);
+        raises if it died."""
+        process = self.processes[name]
+        self._wait_http(process, self.url(name) + "/status")
+        if name == "data_plane":
+            try:
+                wait_for_every_worker(self.url(name), START_TIMEOUT_S, lambda: self._check_alive(process))
+            except TimeoutError as exc:
+                raise SystemUnderTestError(
+                    f"{name}: {exc}\n--- {process.log_path} ---\n{process.log_tail()}"
+                ) from None
 
     def stop(self, name: str) -> None:
         """Stops one process (SIGTERM, wait); `launch_plane` or `restart` brings a plane back."""
@@ -259,6 +275,8 @@ class System:
             FFAAS_PUBLIC_URL=self.url("data_plane"),
             FFAAS_ADMIN_TOKEN=self.admin_token,
         )
+        if self.data_plane_workers is not None:
+            env["FFAAS_DATA_PLANE_WORKERS"] = str(self.data_plane_workers)
         return env
 
     def _start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> ManagedProcess:

@@ -1,13 +1,14 @@
-"""`python -m data_plane`: settings from the environment, then serve `create_app(settings)`."""
+"""`python -m data_plane`: settings from the environment, then `FFAAS_DATA_PLANE_WORKERS` worker
+processes on one port under a supervisor (`data_plane.workers`); exits with its status."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from data_plane.app import create_app
 from data_plane.settings import Settings
-from shared.serving import serve
+from data_plane.workers import Supervisor
+from shared.serving import configure_logging
 from shared.settings import SettingError
 
 
@@ -17,7 +18,8 @@ def main() -> None:
     except SettingError as exc:
         print(f"data plane: {exc}", file=sys.stderr)
         sys.exit(2)
-    serve(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    configure_logging(settings.log_level)
+    sys.exit(Supervisor(settings, os.environ).run())
 
 
 if __name__ == "__main__":

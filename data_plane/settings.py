@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from data_plane.host.network_policy import NetworkPolicy
@@ -23,6 +24,10 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 4000
     plane_id: str = ""
+    workers: int = 1
+    """Worker processes serving `port` (`python -m data_plane` starts them; see `workers.py`)."""
+    worker: int = 0
+    """Which worker this process is, 0 to `workers` - 1: set by `for_worker`, not from the environment."""
     run_timeout_ms: int = 5000
     max_memory_bytes: int = 128 * MIB
     max_request_bytes: int = 10 * MIB
@@ -53,6 +58,15 @@ class Settings:
         """This process's conversation outbox (`outbox.DiskOutbox`): one directory per plane id."""
         return outbox_directory(self.data_dir, self.plane_id)
 
+    def for_worker(self, index: int) -> Settings:
+        """The settings of worker `index`: with several workers, each is a plane of its own,
+        `<FFAAS_PLANE_ID>/<index>` (stable across restarts, so per-plane files stay its own);
+        a single worker keeps `FFAAS_PLANE_ID` as it is."""
+        if not 0 <= index < self.workers:
+            raise ValueError(f"worker index {index} is not in 0..{self.workers - 1}")
+        plane_id = self.plane_id if self.workers == 1 else f"{self.plane_id}/{index}"
+        return replace(self, plane_id=plane_id, worker=index)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """Every FFAAS_* variable of the data plane (README "Settings"); a bad value raises SettingError."""
@@ -69,6 +83,7 @@ class Settings:
             host=env_str(environ, "FFAAS_DATA_PLANE_HOST", cls.host),
             port=port,
             plane_id=env_str(environ, "FFAAS_PLANE_ID", f"{socket.gethostname()}:{port}"),
+            workers=env_int(environ, "FFAAS_DATA_PLANE_WORKERS", len(os.sched_getaffinity(0)), minimum=1),
             run_timeout_ms=env_int(environ, "FFAAS_RUN_TIMEOUT_MS", cls.run_timeout_ms, minimum=1),
             max_memory_bytes=env_int(environ, "FFAAS_MAX_MEMORY_BYTES", cls.max_memory_bytes, minimum=65536),
             max_request_bytes=env_int(environ, "FFAAS_MAX_REQUEST_BYTES", cls.max_request_bytes),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import format_report, ratios, results_document
-from bench.scenarios import BARE, WAGI_HELLO, Options, Results, ThroughputRow
+from bench.scenarios import BARE, WAGI_HELLO, WAGI_HELLO_ONE_WORKER, Options, Results, ThroughputRow
 from bench.wrk import parse_wrk_output
 from tests.bench.test_wrk_parse import BARE_C1, BARE_C50, RESETS
 
@@ -49,3 +49,24 @@ def test_a_run_with_socket_errors_is_flagged_in_table_and_json() -> None:
 
     assert "40541  <-- FAILED RUN" in format_report(results)
     assert results_document(results, options)["throughput"][0]["ok"] is False
+
+
+def test_one_worker_alone_gets_its_own_row_and_ratio() -> None:
+    results = results_with(wagi_c1_rps=4400, wagi_c50_rps=5612.176)
+    bare_c50 = parse_wrk_output(BARE_C50)
+    results.throughput.append(
+        ThroughputRow(WAGI_HELLO_ONE_WORKER, replace(bare_c50, requests_per_s=2806.088))
+    )
+
+    found = [(r["wagi"], r["connections"], r["wagi_over_bare"]) for r in ratios(results)]
+    text = format_report(results)
+
+    assert found == [
+        (WAGI_HELLO, 1, pytest.approx(0.506, abs=1e-3)),
+        (WAGI_HELLO, 50, pytest.approx(0.2)),
+        (WAGI_HELLO_ONE_WORKER, 50, pytest.approx(0.1)),
+    ]
+    assert "WAGI/bare req/s at c=50: 0.20" in text
+    assert "WAGI/bare req/s (1 worker) at c=50: 0.10" in text
+    rows = [line.split("  ")[0] for line in text.splitlines()[1:6]]
+    assert rows == ["WAGI hello", "WAGI hello", WAGI_HELLO_ONE_WORKER, "bare Starlette", "bare Starlette"]

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RedisServer, free_port
-from tests.e2e.processes import START_TIMEOUT_S, Plane
+from tests.e2e.processes import POLL_S, START_TIMEOUT_S, Plane, PlaneStartupError
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -60,20 +60,22 @@ class Cluster:
             **self.settings,
         }
 
-    def start(self, data_planes: int = 1) -> None:
-        """The control plane and `data_planes` data planes, started side by side; all ready on return.
+    def start(self, data_planes: int = 1, *, workers: int = 1) -> None:
+        """The control plane and `data_planes` data planes of `workers` worker processes each, started
+        side by side; all ready (every worker) on return.
 
         The first data plane listens on the public URL's port, so endpoint URLs reach it.
         """
         planes = [self._control_plane()]
         for index in range(data_planes):
             port = self.public_port if index == 0 else None
-            planes.append(self.data_plane(port=port))
+            planes.append(self.data_plane(port=port, workers=workers))
         for plane in planes:
             plane.launch()
         deadline = _deadline()
         for plane in planes:
             plane.finish_start(deadline)
+            wait_for_workers(plane, deadline)
         if data_planes and self.data_planes[0].port != self.public_port:
             # Its port was taken and it moved: endpoint URLs must name the port it serves on.
             self.public_port = self.data_planes[0].port
@@ -102,8 +104,10 @@ class Cluster:
         port: int | None = None,
         data_dir: Path | None = None,
         settings: Mapping[str, str] | None = None,
+        workers: int = 1,
     ) -> Plane:
-        """A new data plane of this cluster (not started): its own data dir unless `data_dir` is given.
+        """A new data plane of this cluster (not started): its own data dir unless `data_dir` is given,
+        `workers` worker processes (FFAAS_DATA_PLANE_WORKERS).
 
         `settings` override the cluster's for this plane only.
         """
@@ -117,6 +121,7 @@ class Cluster:
                 "FFAAS_DATA_DIR": str(data_dir or self._fresh_dir(f"data-plane-{number}")),
                 "FFAAS_DATA_PLANE_HOST": "127.0.0.1",
                 "FFAAS_PLANE_ID": f"e2e-data-plane-{number}",
+                "FFAAS_DATA_PLANE_WORKERS": str(workers),
                 **(settings or {}),
             },
             log_path=self.workdir / "logs" / f"data-plane-{number}.log",
@@ -125,10 +130,11 @@ class Cluster:
         return plane
 
     def start_data_plane(
-        self, *, data_dir: Path | None = None, settings: Mapping[str, str] | None = None
+        self, *, data_dir: Path | None = None, settings: Mapping[str, str] | None = None, workers: int = 1
     ) -> Plane:
-        plane = self.data_plane(data_dir=data_dir, settings=settings)
+        plane = self.data_plane(data_dir=data_dir, settings=settings, workers=workers)
         plane.start()
+        wait_for_workers(plane, _deadline())
         return plane
 
     def _fresh_dir(self, name: str) -> Path:
@@ -245,6 +251,19 @@ class Cluster:
 
 def _deadline() -> float:
     return time.monotonic() + START_TIMEOUT_S
+
+
+def wait_for_workers(plane: Plane, deadline: float) -> None:
+    """Wait until every worker of a data plane listens (its supervisor logs "all N worker(s) ready"
+    once); `/status` answers as soon as the first one does."""
+    workers = int(plane.settings.get("FFAAS_DATA_PLANE_WORKERS", "1"))
+    if plane.package != "data_plane" or workers == 1:
+        return
+    said = f"all {workers} worker(s) ready"
+    while said not in plane.log_path.read_text(errors="replace").rpartition("=== starting")[2]:
+        if not plane.running or time.monotonic() > deadline:
+            raise PlaneStartupError(f"{plane!r}: not every worker became ready\n{plane.describe_log()}")
+        time.sleep(POLL_S)
 
 
 def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:

@@ -51,12 +51,14 @@ def running_cluster(
     redis: RedisServer,
     *,
     data_planes: int = 1,
+    workers: int = 1,
     settings: Mapping[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """A started cluster, stopped on exit whatever happened (a failed start included)."""
+    """A started cluster, stopped on exit whatever happened (a failed start included); each data
+    plane runs `workers` worker processes."""
     cluster = Cluster(workdir, redis, settings)
     try:
-        cluster.start(data_planes)
+        cluster.start(data_planes, workers=workers)
         yield cluster
     finally:
         cluster.close()
@@ -81,20 +83,23 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def cluster_factory(tmp_path: Path, redis_server: RedisServer) -> Iterator[ClusterFactory]:
-    """`cluster_factory(data_planes=1, settings=None, redis=None)`: a cluster for this test only."""
+    """`cluster_factory(data_planes=1, workers=1, settings=None, redis=None)`: a cluster for this test
+    only."""
     numbers = itertools.count(1)
     with contextlib.ExitStack() as stack:
 
         def make(
             *,
             data_planes: int = 1,
+            workers: int = 1,
             settings: Mapping[str, str] | None = None,
             redis: RedisServer | None = None,
         ) -> Cluster:
             workdir = tmp_path / f"cluster-{next(numbers)}"
-            return stack.enter_context(
-                running_cluster(workdir, redis or redis_server, data_planes=data_planes, settings=settings)
+            cluster = running_cluster(
+                workdir, redis or redis_server, data_planes=data_planes, workers=workers, settings=settings
             )
+            return stack.enter_context(cluster)
 
         yield make
 

@@ -1,8 +1,8 @@
 """One plane (`python -m control_plane` or `python -m data_plane`) as a real subprocess.
 
 A `Plane` runs in its own session (process group) with its output in a log file,
-is ready once `GET /status` answers 200 *and* its own log says uvicorn listens on its
-port (so a stranger on that port cannot pass for it), and is stopped with SIGTERM to
+is ready once `GET /status` answers 200 *and* its own log says it listens on its port
+(uvicorn's line, or the first data-plane worker's; so a stranger on that port cannot pass for it), and is stopped with SIGTERM to
 the group, then SIGKILL after a grace period. On Linux the child also gets SIGTERM if
 the test process dies, so a killed test run leaves nothing behind. A plane that dies
 or does not answer in time fails the test with the tail of its log.
@@ -177,7 +177,9 @@ class Plane:
         """This process (not a stranger that took the port) listens: uvicorn said so in its log."""
         if self.settings.get("FFAAS_LOG_LEVEL", "info").lower() in QUIET_LOG_LEVELS:
             return self.running  # uvicorn does not say; the best we can tell
-        return re.search(rf"Uvicorn running on \S+:{self.port}\b", self._launch_log()) is not None
+        # uvicorn's own line (control plane), or a data-plane worker's (it serves on a socket of its own)
+        said = rf"(Uvicorn running on|serves on) \S+:{self.port}\b"
+        return re.search(said, self._launch_log()) is not None
 
     def status(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/status", timeout=5.0)
