@@ -6,7 +6,8 @@ processor to re-read (`"*"`: all of them).
 
 Invariants:
 - Before the data plane serves, `start` has installed every route in Redis,
-  compiling each module or loading it from the disk cache.
+  compiling each module or loading it from the disk cache, and is subscribed to
+  route events (so the control plane counts it, and waits for it, from then on).
 - After every (re)subscription the whole hash is read again, so events missed
   while disconnected, or published before this plane started, are never lost.
 - Events are applied one at a time in arrival order, and each is acknowledged
@@ -59,12 +60,21 @@ class RouteSync:
         self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ffaas-compile")
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._following = asyncio.Event()
+        """Set once subscribed to route events and synced after subscribing."""
         self._sources: dict[str, str] = {}
         """Processor JavaScript by code hash (small; kept for the life of the process)."""
 
     async def start(self) -> None:
         await self._full_sync()
         self._task = asyncio.create_task(self._follow(), name="ffaas-route-sync")
+        # Serving before the subscription exists would let a deploy be acknowledged to the control
+        # plane without this plane (not yet a subscriber), while it still serves the previous one.
+        following = asyncio.create_task(self._following.wait())
+        await asyncio.wait({self._task, following}, return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            following.cancel()
+            self._task.result()  # raises what ended the follow loop
 
     async def stop(self) -> None:
         """Let the follow loop finish on its own: cancelling redis-py's pub/sub mid-read can hang."""
@@ -80,6 +90,7 @@ class RouteSync:
             try:
                 await pubsub.subscribe(self._keys.events)
                 await self._full_sync()
+                self._following.set()
                 attempt = 0
                 while not self._stopping.is_set():
                     message = await pubsub.get_message(timeout=POLL_S)

@@ -12,9 +12,11 @@ the HTTP client's 30 s and fail the test.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +119,13 @@ def test_a_deploy_is_served_by_every_worker_right_after_its_answer(cluster: Clus
         served = meet_every_worker(plane, lambda client: client.get(f"{plane.url}/{endpoint_id}").text)
         answers = [answer for per_worker in served.values() for answer in per_worker]
         assert set(answers) == {f"version {number}"}, served
+
+    assert cluster.control_plane is not None  # each worker received (and acknowledged) each deploy
+    published = re.findall(
+        rf"published endpoint {endpoint_id} \(deploy \S+\) to (\d+) data plane",
+        log_since_start(cluster.control_plane),
+    )
+    assert published == [str(WORKERS)] * 2
 
 
 def test_a_killed_worker_is_started_again_and_the_plane_keeps_serving(cluster: Cluster, plane: Plane) -> None:
@@ -234,6 +243,33 @@ def test_a_second_data_plane_on_a_taken_port_exits_naming_it(cluster: Cluster, p
     assert f"cannot listen on 127.0.0.1:{plane.port}" in message and "FFAAS_DATA_PLANE_PORT" in message
     assert "worker 0 started" not in message
     status_on_a_fresh_connection(plane)  # the first one still serves
+
+
+def test_the_port_stays_the_data_planes_while_no_worker_listens(cluster: Cluster) -> None:
+    single = cluster.start_data_plane(workers=1)
+    worker = single.status()
+    supervisor = single.process
+    assert supervisor is not None
+    os.kill(supervisor.pid, signal.SIGSTOP)  # it cannot start a new worker until SIGCONT
+    try:
+        os.kill(worker["pid"], signal.SIGKILL)
+        wait_until(lambda: not alive(worker["pid"]), "the only worker is gone", single)
+
+        with socket.socket() as intruder:
+            intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError) as refused:
+                intruder.bind(("127.0.0.1", single.port))
+        assert refused.value.errno == errno.EADDRINUSE
+    finally:
+        os.kill(supervisor.pid, signal.SIGCONT)
+
+    def replaced() -> bool:
+        try:
+            return bool(status_on_a_fresh_connection(single)["pid"] != worker["pid"])
+        except httpx.TransportError:  # refused until the new worker listens
+            return False
+
+    wait_until(replaced, "a new worker", single)
 
 
 def test_workers_that_keep_failing_to_start_stop_the_data_plane(cluster: Cluster) -> None:
