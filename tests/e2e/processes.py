@@ -2,10 +2,11 @@
 
 A `Plane` runs in its own session (process group) with its output in a log file,
 is ready once `GET /status` answers 200 *and* its own log says it listens on its port
-(uvicorn's line, or the first data-plane worker's; so a stranger on that port cannot pass for it), and is stopped with SIGTERM to
-the group, then SIGKILL after a grace period. On Linux the child also gets SIGTERM if
-the test process dies, so a killed test run leaves nothing behind. A plane that dies
-or does not answer in time fails the test with the tail of its log.
+(uvicorn's line, or a data-plane worker's; so a stranger on that port cannot pass for
+it), and is stopped with SIGTERM to the group, then SIGKILL after a grace period. On
+Linux the child also gets SIGTERM if the test process dies, so a killed test run leaves
+nothing behind. A plane that dies or does not answer in time fails the test with the
+tail of its log.
 
 Ports: a plane's port comes from `free_port()`, which another process may take before
 the plane binds it. A start that fails because the port is taken is retried: on a
