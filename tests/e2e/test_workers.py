@@ -227,6 +227,8 @@ def test_sigterm_to_the_supervisor_drains_every_worker_and_leaves_no_process(
     caller.join(WAIT_S)
 
     assert [(response.status_code, response.text) for response in in_flight] == [(200, "drained: held")]
+    recorded = cluster.conversation(in_flight[0])  # recorded before the worker ended
+    assert recorded["id"] == in_flight[0].headers["fh-conversation-id"]
     assert supervisor.wait(WAIT_S) == 0
     assert not any(alive(status[0]["pid"]) for status in workers.values())
     with pytest.raises(ProcessLookupError):
