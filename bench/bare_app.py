@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    # The same server options as control_plane/__main__.py and data_plane/__main__.py.
+    # The same server options as each plane process (shared/serving.py), in one process.
     uvicorn.run(
         create_app(),
         host=args.host,
