@@ -10,14 +10,17 @@ BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 RUN_DIR := $(DATA_DIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := redis-server clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 python3-venv
+SYSTEM_PACKAGES := redis-server clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 python3-venv chromium fonts-dejavu-core
 BENCH_PACKAGES := wrk
 REDIS_PORT ?= 6379
 export FFAAS_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: install system-packages node-deps python-deps examples engines up down status test bench lint clean
+CONSOLE_SOURCES := $(wildcard control_plane/console/frontend/*)
+CONSOLE_BUILD := build/console
 
-install: system-packages node-deps python-deps examples engines
+.PHONY: install system-packages node-deps python-deps examples engines console up down status test bench lint clean
+
+install: system-packages node-deps python-deps examples engines console
 
 # Debian packages, installed only when missing (apt-get update runs only then).
 system-packages:
@@ -56,6 +59,16 @@ examples: system-packages
 # pinned) compiled with clang-19, pre-initialised with wizer (npm).  See engines/quickjs/Makefile.
 engines: system-packages node-deps python-deps
 	$(MAKE) -s -C engines/quickjs PIP="$(abspath $(BIN))/pip"
+
+# The web console's scripts and styles (control_plane/console/frontend/), bundled with CodeMirror 6
+# (npm, pinned) by esbuild into build/console/, which the control plane serves at /ui/static/.
+console: $(CONSOLE_BUILD)/.built
+
+$(CONSOLE_BUILD)/.built: $(CONSOLE_SOURCES) node_modules/.installed
+	node_modules/.bin/esbuild control_plane/console/frontend/console.js control_plane/console/frontend/editor.js \
+		control_plane/console/frontend/console.css --bundle --minify --target=es2020 --log-level=warning \
+		--outdir=$(CONSOLE_BUILD)
+	touch $@
 
 # Start Redis (unless one answers on REDIS_PORT) and both planes in the background.
 up: install

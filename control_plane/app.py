@@ -2,12 +2,13 @@
 
 The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries),
 reconciles Redis with SQLite (endpoints and processors), starts the conversation stream
-consumer (`ingest.py`), retention (`retention.py`) and replays (`replay.py`, batches in
-`replay_batches.py`, sent to a data plane by `replay_client.py`), and stores them on
-`app.state.services`. At shutdown it stops running batches and the two background tasks
-first, then closes Redis and the database. Nothing is opened at import time; a missing esbuild is logged,
-not fatal (saving a processor then answers 503). Routes come from `routes/`; every error
-leaves as the one JSON error body (`shared.errors.install_error_handlers`).
+consumer (`ingest.py`), retention (`retention.py`), replays (`replay.py`, batches in
+`replay_batches.py`, sent to a data plane by `replay_client.py`) and the live feed
+(`conversation_feed.py`), and stores them on `app.state.services`. At shutdown it stops
+running batches and the background tasks first, then closes Redis and the database. Nothing is opened at import time; a missing esbuild is logged,
+not fatal (saving a processor then answers 503). Routes come from `routes/` and the web
+console from `console/`; every API error leaves as the one JSON error body
+(`shared.errors.install_error_handlers`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from control_plane.auth import AdminTokenMiddleware
+from control_plane.console import console_routes
+from control_plane.console.security import ConsoleSecurityHeaders
+from control_plane.console.session import session_middleware
+from control_plane.conversation_feed import ConversationFeed
 from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
 from control_plane.replay import Replayer
@@ -35,6 +40,7 @@ from control_plane.routes import (
     processors,
     replay,
     status,
+    stream,
 )
 from control_plane.settings import Settings
 from control_plane.state import Services
@@ -55,8 +61,10 @@ def create_app(settings: Settings) -> Starlette:
         *deploys.routes,
         *processors.routes,
         *processor_versions.routes,
+        *stream.routes,  # before conversations': /conversation/stream is not a conversation id
         *conversations.routes,
         *replay.routes,
+        *console_routes(settings),
     ]
 
     @asynccontextmanager
@@ -91,11 +99,15 @@ def create_app(settings: Settings) -> Starlette:
             )
             if interrupted := await replay_batch_store.interrupt_running(db):
                 log.warning("%d replay batch(es) were running when the control plane stopped", interrupted)
+            feed = ConversationFeed(
+                db, poll_ms=settings.stream_poll_ms, max_clients=settings.stream_max_clients
+            )
             app.state.services = Services(
-                settings, db, redis, keys, publisher, ingester, retention, replayer, batches
+                settings, db, redis, keys, publisher, ingester, retention, replayer, batches, feed
             )
             ingester.start()
             retention.start()
+            feed.start()
             log.info(
                 "control plane ready: database %s, Redis %s",
                 settings.database_path,
@@ -108,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
             finally:
                 try:
                     await batches.close()
+                    await feed.stop()
                     await ingester.stop()
                 finally:
                     await retention.stop()
@@ -119,7 +132,11 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AdminTokenMiddleware, token=settings.admin_token)],
+        middleware=[
+            Middleware(ConsoleSecurityHeaders),
+            session_middleware(settings),  # outside the token check, which accepts a console session
+            Middleware(AdminTokenMiddleware, token=settings.admin_token),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -140,11 +140,13 @@ class ReplayBatches:
         originals = await conversation_store.list_conversations(
             self._db,
             limit=selection.limit,
-            endpoint_id=subject.get("endpoint_id"),
-            processor_id=subject.get("processor_id"),
-            is_replay=False,
-            outcome=selection.outcome,
-            since=selection.since,
+            matching=conversation_store.ConversationFilter(
+                endpoint_id=subject.get("endpoint_id"),
+                processor_id=subject.get("processor_id"),
+                is_replay=False,
+                outcome=selection.outcome,
+                since=selection.since,
+            ),
         )
         runs = [BatchRun(conversation.id) for conversation in reversed(originals)]
         batch = Batch(

@@ -30,6 +30,13 @@ naming it.
 | FFAAS_REPLAY_MAX_BATCHES           | 4 (batches running at once)                       |
 | FFAAS_REPLAY_BATCH_MAX_RUNS        | 1000 (largest `limit` of one batch)               |
 | FFAAS_REPLAY_BATCHES_KEPT          | 1000 (newest batch reports kept in SQLite)        |
+| FFAAS_STREAM_HEARTBEAT_MS          | 15000 (a comment line on idle live streams)       |
+| FFAAS_STREAM_POLL_MS               | 100 (how often live streams look for new runs)    |
+| FFAAS_STREAM_MAX_CLIENTS           | 100 (connected live streams, console included)    |
+| FFAAS_CONSOLE_SESSION_HOURS        | 12 (a console sign-in lasts this long unused)     |
+| FFAAS_CONSOLE_ASSETS_DIR           | <repository>/build/console (built by make install)|
+| FFAAS_TEST_REQUEST_TIMEOUT_MS      | 30000 (the console's "send a test request")       |
+| FFAAS_TEST_REQUEST_MAX_BYTES       | 1048576 (its body)                                |
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from shared.settings import SettingError, env_bool, env_int, env_str
 
 # `make install` runs `npm ci` at the repository root, which puts esbuild here.
 DEFAULT_ESBUILD_PATH = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "esbuild"
+# `make install` bundles the console's scripts and styles here (git-ignored).
+DEFAULT_CONSOLE_ASSETS_DIR = Path(__file__).resolve().parent.parent / "build" / "console"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -78,6 +87,13 @@ class Settings:
     def replay_url(self) -> str:
         """The data plane that runs this control plane's replays."""
         return self.data_plane_url or self.public_url
+    stream_heartbeat_ms: int = 15_000
+    stream_poll_ms: int = 100
+    stream_max_clients: int = 100
+    console_session_hours: int = 12
+    console_assets_dir: Path = DEFAULT_CONSOLE_ASSETS_DIR
+    test_request_timeout_ms: int = 30_000
+    test_request_max_bytes: int = 1024 * 1024
 
     @property
     def database_path(self) -> Path:
@@ -147,6 +163,25 @@ class Settings:
             ),
             replay_batches_kept=env_int(
                 environ, "FFAAS_REPLAY_BATCHES_KEPT", cls.replay_batches_kept, minimum=1
+            ),
+            stream_heartbeat_ms=env_int(
+                environ, "FFAAS_STREAM_HEARTBEAT_MS", cls.stream_heartbeat_ms, minimum=10
+            ),
+            stream_poll_ms=env_int(environ, "FFAAS_STREAM_POLL_MS", cls.stream_poll_ms, minimum=1),
+            stream_max_clients=env_int(
+                environ, "FFAAS_STREAM_MAX_CLIENTS", cls.stream_max_clients, minimum=1
+            ),
+            console_session_hours=env_int(
+                environ, "FFAAS_CONSOLE_SESSION_HOURS", cls.console_session_hours, minimum=1
+            ),
+            console_assets_dir=Path(
+                env_str(environ, "FFAAS_CONSOLE_ASSETS_DIR", str(DEFAULT_CONSOLE_ASSETS_DIR))
+            ),
+            test_request_timeout_ms=env_int(
+                environ, "FFAAS_TEST_REQUEST_TIMEOUT_MS", cls.test_request_timeout_ms, minimum=1
+            ),
+            test_request_max_bytes=env_int(
+                environ, "FFAAS_TEST_REQUEST_MAX_BYTES", cls.test_request_max_bytes, minimum=0
             ),
         )
         if settings.admin_api_exposed and not settings.allow_insecure_admin:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
+from control_plane.conversation_feed import ConversationFeed
 from control_plane.ingest import Ingester
 from control_plane.publisher import Publisher
 from control_plane.replay import Replayer
@@ -28,6 +29,7 @@ class Services:
     retention: Retention
     replayer: Replayer
     replay_batches: ReplayBatches
+    feed: ConversationFeed
 
 
 def services(request: Request) -> Services:

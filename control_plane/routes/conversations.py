@@ -10,8 +10,9 @@ Shapes (the fh-http seed's RequestConversation and AuditItem, plus FFAAS fields)
 - audit item: {kind, id, created_at, conversation_id, payload}, plus `inc` for requests
   and `request` for responses (present only when set), oldest first.
 - GET /conversation?endpoint_id=&processor_id=&replay_of=&is_replay=&outcome=&since=&limit=&before=
-  -> {"conversations": [... without audit_items], "next": cursor or null}, newest first; pass
-  `next` as `before`.
+  -> {"conversations": [... without audit_items], "next": cursor or null}, last stored first;
+  pass `next` as `before`. A cursor is a conversation's `seq` (its place in storage order) in
+  decimal: the live stream (`stream.py`) takes the same filters and resumes from the same cursors.
 
 No race with the run: the data plane adds a conversation to the stream (or to its durable
 outbox) before it answers, so an id not yet in SQLite makes the ingester catch up with the
@@ -23,11 +24,9 @@ it is on its way; so is any unknown id while Redis cannot be reached.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +37,7 @@ from starlette.routing import Route
 
 from control_plane.state import Services, services
 from control_plane.storage import conversations as store
+from control_plane.storage.database import Database
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.timestamps import format_timestamp
 
@@ -46,16 +46,8 @@ log = logging.getLogger("ffaas.control_plane.conversations")
 RETRY_AFTER_S = "1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-LIST_PARAMETERS = (
-    "endpoint_id",
-    "processor_id",
-    "replay_of",
-    "is_replay",
-    "outcome",
-    "since",
-    "limit",
-    "before",
-)
+FILTER_PARAMETERS = ("endpoint_id", "processor_id", "replay_of", "is_replay", "outcome", "since")
+LIST_PARAMETERS = (*FILTER_PARAMETERS, "limit", "before")
 
 
 def conversation_json(conversation: store.Conversation) -> dict[str, Any]:
@@ -106,30 +98,59 @@ async def get_audit_items(request: Request) -> JSONResponse:
 
 async def list_conversations(request: Request) -> JSONResponse:
     params = request.query_params
-    for name in params:
-        if name not in LIST_PARAMETERS:
-            raise BadRequest(f"unknown query parameter {name!r}; known: {', '.join(LIST_PARAMETERS)}")
+    check_parameters(params, LIST_PARAMETERS)
     limit = _limit(params.get("limit"))
     before = params.get("before")
-    conversations = await store.list_conversations(
+    page, following = await list_page(
         services(request).db,
-        limit=limit + 1,
-        endpoint_id=params.get("endpoint_id"),
-        processor_id=params.get("processor_id"),
-        before=None if before is None else _decode_cursor(before),
-        replay_of=params.get("replay_of"),
-        is_replay=_boolean(params.get("is_replay"), "is_replay"),
-        outcome=params.get("outcome"),
-        since=parse_since(params.get("since")),
+        limit=limit,
+        matching=conversation_filter(params),
+        before=None if before is None else parse_cursor(before, "before", "the `next` cursor of a page"),
     )
-    page = conversations[:limit]
-    following = _encode_cursor(page[-1]) if len(conversations) > limit else None
     return JSONResponse({"conversations": [conversation_json(c) for c in page], "next": following})
 
 
 def full_conversation_json(conversation: store.Conversation, items: list[store.StoredItem]) -> dict[str, Any]:
     """The conversation as `GET /conversation/<id>` shows it, with its audit items."""
     return {**conversation_json(conversation), "audit_items": [item_json(item) for item in items]}
+
+
+async def list_page(
+    db: Database, *, limit: int, matching: store.ConversationFilter, before: int | None
+) -> tuple[list[store.Conversation], str | None]:
+    """One page of the listing, last stored first, and the cursor of the next page (None at the end)."""
+    conversations = await store.list_conversations(db, limit=limit + 1, matching=matching, before=before)
+    page = conversations[:limit]
+    return page, (cursor_of(page[-1]) if len(conversations) > limit else None)
+
+
+def check_parameters(params: Mapping[str, str], known: tuple[str, ...]) -> None:
+    for name in params:
+        if name not in known:
+            raise BadRequest(f"unknown query parameter {name!r}; known: {', '.join(known)}")
+
+
+def conversation_filter(params: Mapping[str, str]) -> store.ConversationFilter:
+    """The filters of a listing or stream request; an empty value filters nothing."""
+    return store.ConversationFilter(
+        endpoint_id=params.get("endpoint_id") or None,
+        processor_id=params.get("processor_id") or None,
+        outcome=params.get("outcome") or None,
+        replay_of=params.get("replay_of") or None,
+        is_replay=_boolean(params.get("is_replay") or None, "is_replay"),
+        since=parse_since(params.get("since") or None),
+    )
+
+
+def cursor_of(conversation: store.Conversation) -> str:
+    return str(conversation.seq)
+
+
+def parse_cursor(raw: str, name: str, what: str) -> int:
+    """A cursor given as `name`; anything but a decimal `seq` is a 400 saying what `name` must be."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise BadRequest(f"{name} must be {what} (a whole number), got {raw[:40]!r}")
+    return int(raw)
 
 
 async def find_conversation(
@@ -196,21 +217,6 @@ def _limit(raw: str | None) -> int:
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {raw!r}")
     return int(raw)
-
-
-def _encode_cursor(conversation: store.Conversation) -> str:
-    packed = json.dumps([conversation.created_at, conversation.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(packed).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise BadRequest("before must be the `next` cursor of a previous page") from exc
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(part, str) for part in value)):
-        raise BadRequest("before must be the `next` cursor of a previous page")
-    return value[0], value[1]
 
 
 routes = [

@@ -1,5 +1,9 @@
 """GET /status: the control plane is up; says whether Redis answers, without failing if not, and how
-many batch replays are running and how many of their runs are on a data plane now."""
+many batch replays are running and how many of their runs are on a data plane now.
+
+Also how many live streams (GET /conversation/stream and the console's) are connected, and
+their bound (FFAAS_STREAM_MAX_CLIENTS).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ async def get_status(request: Request) -> JSONResponse:
     except (RedisError, OSError, TimeoutError):
         redis = "unavailable"
     batches = services(request).replay_batches
+    feed = services(request).feed
     return JSONResponse(
         {
             "status": "ok",
@@ -31,6 +36,8 @@ async def get_status(request: Request) -> JSONResponse:
             "redis": redis,
             "replay_batches_running": batches.running,
             "replay_runs_in_flight": batches.runs_in_flight,
+            "stream_clients": feed.clients,
+            "stream_max_clients": feed.max_clients,
         }
     )
 

@@ -7,7 +7,12 @@ Invariants:
 - Items keep the order of the record (`position` 0, 1, ...); payloads are stored as JSON
   text and read back as the same JSON value.
 - Timestamps are stored in the one FFAAS format (`shared.timestamps`), so text order is
-  time order; listing is newest first by (created_at, id).
+  time order (retention deletes by it).
+- Every stored conversation gets `seq`, one more than the last one ever stored (the counter
+  `conversation_sequence.last`, in the storing transaction). Writers are serialized (BEGIN
+  IMMEDIATE), so once a reader sees `seq` N it sees every conversation stored before it:
+  paging by `seq` (the list, newest first; the live stream, oldest first) never skips one,
+  even one created long before it was stored.
 - Deleting a conversation deletes its items (ON DELETE CASCADE); deletions run in
   batches of at most `limit` conversations, one short transaction each.
 """
@@ -29,6 +34,7 @@ _CONVERSATION_COLUMNS = (
     "endpoint_id, deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, "
     "replay_mode, audit_items_dropped"
 )
+_STORED_COLUMNS = f"{_CONVERSATION_COLUMNS}, seq"
 _ITEM_COLUMNS = "kind, id, created_at, conversation_id, payload, inc, request"
 
 
@@ -50,6 +56,46 @@ class Conversation:
     replay_of: str | None = None
     replay_mode: str | None = None
     audit_items_dropped: int = 0
+    seq: int = 0
+    """Its place in storage order: the list's and the stream's cursor."""
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    """Which conversations a listing or the stream shows; None matches anything.
+
+    `replay_of`: only replays of that conversation; `is_replay`: only replays (True) or only
+    original runs (False); `since`: created at or after that timestamp.
+    """
+
+    endpoint_id: str | None = None
+    processor_id: str | None = None
+    outcome: str | None = None
+    replay_of: str | None = None
+    is_replay: bool | None = None
+    since: str | None = None
+
+    def clauses(self) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("endpoint_id", self.endpoint_id),
+            ("request_processor_id", self.processor_id),
+            ("outcome", self.outcome),
+            ("replay_of", self.replay_of),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.is_replay is not None:
+            clauses.append("replay_of IS NOT NULL" if self.is_replay else "replay_of IS NULL")
+        if self.since is not None:
+            clauses.append("created_at >= ?")
+            params.append(self.since)
+        return clauses, params
+
+
+ANY_CONVERSATION = ConversationFilter()
 
 
 @dataclass(frozen=True)
@@ -112,19 +158,26 @@ async def store_conversations(db: Database, batch: list[ConversationRows]) -> in
     """Store every conversation of `batch` in one transaction; how many were new."""
     added = 0
     async with db.transaction() as connection:
+        async with connection.execute("SELECT last FROM conversation_sequence") as cursor:
+            row = await cursor.fetchone()
+        last = int(row[0]) if row else 0
         for rows in batch:
             cursor = await connection.execute(
-                f"INSERT OR IGNORE INTO conversations ({_CONVERSATION_COLUMNS}, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows.conversation,
+                f"INSERT OR IGNORE INTO conversations ({_CONVERSATION_COLUMNS}, ingested_at, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*rows.conversation, last + 1),
             )
-            added += cursor.rowcount
+            if cursor.rowcount:
+                last += 1
+                added += 1
             await connection.executemany(
                 "INSERT OR IGNORE INTO audit_items "
                 "(id, conversation_id, position, kind, created_at, payload, inc, request) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows.items,
             )
+        if added:
+            await connection.execute("UPDATE conversation_sequence SET last = ?", (last,))
     return added
 
 
@@ -134,7 +187,7 @@ async def get_conversation(
     """The conversation and its items in record order, read together; None if unknown."""
     async with db.reading() as connection:
         async with connection.execute(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+            f"SELECT {_STORED_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
         ) as cursor:
             row = await cursor.fetchone()
         if row is None:
@@ -151,51 +204,69 @@ async def list_conversations(
     db: Database,
     *,
     limit: int,
-    endpoint_id: str | None = None,
-    processor_id: str | None = None,
-    before: tuple[str, str] | None = None,
-    replay_of: str | None = None,
-    is_replay: bool | None = None,
-    outcome: str | None = None,
-    since: str | None = None,
+    matching: ConversationFilter = ANY_CONVERSATION,
+    before: int | None = None,
 ) -> list[Conversation]:
-    """At most `limit` conversations, newest first, strictly older than `before` (created_at, id).
-
-    `replay_of`: only replays of that conversation; `is_replay`: only replays (True) or only
-    original runs (False); `since`: created at or after that timestamp.
-    """
-    clauses: list[str] = []
-    params: list[Any] = []
-    if endpoint_id is not None:
-        clauses.append("endpoint_id = ?")
-        params.append(endpoint_id)
-    if processor_id is not None:
-        clauses.append("request_processor_id = ?")
-        params.append(processor_id)
-    if replay_of is not None:
-        clauses.append("replay_of = ?")
-        params.append(replay_of)
-    if is_replay is not None:
-        clauses.append("replay_of IS NOT NULL" if is_replay else "replay_of IS NULL")
-    if outcome is not None:
-        clauses.append("outcome = ?")
-        params.append(outcome)
-    if since is not None:
-        clauses.append("created_at >= ?")
-        params.append(since)
+    """At most `limit` conversations, last stored first, stored before `before` (a `seq`)."""
+    clauses, params = matching.clauses()
     if before is not None:
-        clauses.append("(created_at, id) < (?, ?)")
-        params.extend(before)
+        clauses.append("seq < ?")
+        params.append(before)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     async with (
         db.reading() as connection,
         connection.execute(
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations {where} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            f"SELECT {_STORED_COLUMNS} FROM conversations {where} ORDER BY seq DESC LIMIT ?",
             (*params, limit),
         ) as cursor,
     ):
         return [Conversation(*row) for row in await cursor.fetchall()]
+
+
+async def conversations_after(
+    db: Database, *, after: int, through: int, limit: int, matching: ConversationFilter = ANY_CONVERSATION
+) -> list[Conversation]:
+    """At most `limit` conversations with `after < seq <= through`, in storage order."""
+    clauses, params = matching.clauses()
+    where = " AND ".join(["seq > ?", "seq <= ?", *clauses])
+    async with (
+        db.reading() as connection,
+        connection.execute(
+            f"SELECT {_STORED_COLUMNS} FROM conversations WHERE {where} ORDER BY seq LIMIT ?",
+            (after, through, *params, limit),
+        ) as cursor,
+    ):
+        return [Conversation(*row) for row in await cursor.fetchall()]
+
+
+async def last_stored_seq(db: Database) -> int:
+    """The `seq` of the last conversation ever stored (0 before the first), deleted or not."""
+    async with (
+        db.reading() as connection,
+        connection.execute("SELECT last FROM conversation_sequence") as cursor,
+    ):
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def request_lines(db: Database, conversation_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Each conversation's incoming request method and path (the first audit item), by id."""
+    if not conversation_ids:
+        return {}
+    marks = ", ".join("?" * len(conversation_ids))
+    async with (
+        db.reading() as connection,
+        connection.execute(
+            "SELECT conversation_id, json_extract(payload, '$.method'), json_extract(payload, '$.path') "
+            f"FROM audit_items WHERE position = 0 AND conversation_id IN ({marks})",
+            conversation_ids,
+        ) as cursor,
+    ):
+        return {
+            row[0]: (str(row[1] or ""), str(row[2] or ""))
+            for row in await cursor.fetchall()
+            if isinstance(row[1], str)
+        }
 
 
 async def count_conversations(db: Database) -> int:

@@ -158,6 +158,27 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE conversations ADD COLUMN audit_items_dropped INTEGER NOT NULL DEFAULT 0;
     """,
+    # 8: conversations get `seq`, their place in storage order, assigned when the row is stored from
+    # the one counter `conversation_sequence.last` (never reused, even when retention empties the
+    # table). Listing and the live stream page by it: a run stored late (a data plane's outbox
+    # drained after a Redis outage) still comes after everything stored before it.
+    """
+    ALTER TABLE conversations ADD COLUMN seq INTEGER;
+    UPDATE conversations SET seq = numbered.position
+        FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY created_at, id) AS position FROM conversations)
+        AS numbered
+        WHERE numbered.id = conversations.id;
+    CREATE UNIQUE INDEX conversations_by_seq ON conversations(seq);
+    DROP INDEX conversations_by_endpoint;
+    DROP INDEX conversations_by_processor;
+    CREATE INDEX conversations_by_endpoint ON conversations(endpoint_id, seq);
+    CREATE INDEX conversations_by_processor ON conversations(request_processor_id, seq);
+    CREATE INDEX conversations_by_outcome ON conversations(outcome, seq);
+    DROP INDEX conversations_by_replay_of;
+    CREATE INDEX conversations_by_replay_of ON conversations(replay_of, seq);
+    CREATE TABLE conversation_sequence (last INTEGER NOT NULL);
+    INSERT INTO conversation_sequence SELECT COALESCE(MAX(seq), 0) FROM conversations;
+    """,
 )
 
 

@@ -88,28 +88,30 @@ def test_a_failed_run_keeps_its_error_and_guest_detail(
     assert conversation["error_detail"] == "wasm trap: unreachable\n  0: func[3]"
 
 
-def test_the_listing_is_newest_first_without_items_and_filters(
+def test_the_listing_is_last_stored_first_without_items_and_filters(
     client: TestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint_id, processor_id = new_id(), new_id()
-    oldest = endpoint_record(endpoint_id=endpoint_id, age=timedelta(minutes=3))
-    middle = processor_record(processor_id=processor_id, age=timedelta(minutes=2))
-    newest = endpoint_record(endpoint_id=endpoint_id, age=timedelta(minutes=1))
-    other = endpoint_record(age=timedelta(minutes=4))
-    ingest(client, redis_client, keys, middle, newest, other, oldest)
+    first = endpoint_record(endpoint_id=endpoint_id, age=timedelta(minutes=3))
+    second = processor_record(processor_id=processor_id, age=timedelta(minutes=2))
+    failed = replace(endpoint_record(endpoint_id=endpoint_id, age=timedelta(minutes=1)), outcome="trapped")
+    # Created before all the others, stored after them (a data plane's outbox drained late):
+    # the listing is in storage order, so it comes first, where a client following it looks.
+    late = endpoint_record(age=timedelta(minutes=4))
+    ingest(client, redis_client, keys, first, second, failed, late)
 
     everything = client.get("/conversation").json()
     by_endpoint = client.get("/conversation", params={"endpoint_id": endpoint_id}).json()
     by_processor = client.get("/conversation", params={"processor_id": processor_id}).json()
+    by_outcome = client.get("/conversation", params={"outcome": "trapped"}).json()
 
     assert everything == {
-        "conversations": [
-            expected_conversation(r, with_items=False) for r in (newest, middle, oldest, other)
-        ],
+        "conversations": [expected_conversation(r, with_items=False) for r in (late, failed, second, first)],
         "next": None,
     }
-    assert [c["id"] for c in by_endpoint["conversations"]] == [newest.id, oldest.id]
-    assert [c["id"] for c in by_processor["conversations"]] == [middle.id]
+    assert [c["id"] for c in by_endpoint["conversations"]] == [failed.id, first.id]
+    assert [c["id"] for c in by_processor["conversations"]] == [second.id]
+    assert [c["id"] for c in by_outcome["conversations"]] == [failed.id]
     assert client.get("/conversation", params={"endpoint_id": new_id()}).json() == {
         "conversations": [],
         "next": None,
@@ -134,7 +136,7 @@ def test_pages_follow_each_other_through_the_cursor(
             break
         params["before"] = page["next"]
 
-    assert seen == [record.id for record in records]
+    assert seen == [record.id for record in reversed(records)]
     assert pages == 3
 
 
@@ -149,12 +151,14 @@ def test_a_bad_limit_is_400_naming_it(client: TestClient, limit: str) -> None:
     }
 
 
-@pytest.mark.parametrize("cursor", ["nonsense!", "bm90IGpzb24", "WzFd"])
+@pytest.mark.parametrize("cursor", ["nonsense!", "bm90IGpzb24", "-1", "1.5", "9" * 19])
 def test_a_bad_cursor_is_400(client: TestClient, cursor: str) -> None:
     response = client.get("/conversation", params={"before": cursor})
 
     assert response.status_code == 400
-    assert response.json()["message"] == "before must be the `next` cursor of a previous page"
+    assert response.json()["message"] == (
+        f"before must be the `next` cursor of a page (a whole number), got {cursor!r}"
+    )
 
 
 def test_an_unknown_listing_parameter_is_400(client: TestClient) -> None:

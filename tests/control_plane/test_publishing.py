@@ -183,4 +183,6 @@ def test_status_reports_redis_ok(client: TestClient) -> None:
         "redis": "ok",
         "replay_batches_running": 0,
         "replay_runs_in_flight": 0,
+        "stream_clients": 0,
+        "stream_max_clients": 100,
     }

@@ -1,0 +1,50 @@
+"""The web console at /ui/: server-rendered pages (Jinja2) over the control plane's storage.
+
+One module per page's routes (`endpoint_pages`, `processor_pages`, `conversation_pages`,
+`sign_in`, `test_requests`); `pages.py` renders and guards; `timeline.py` turns a
+conversation into what its page shows; `session.py` is the signed cookie and CSRF;
+`security.py` the Content-Security-Policy. Templates extend `templates/base.html`
+(blocks `title`, `content`, `scripts`). The small scripts in `frontend/` are bundled by
+esbuild (`make install`, into FFAAS_CONSOLE_ASSETS_DIR) and served under /ui/static/.
+Reads come from storage directly; changes go through the JSON API.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from control_plane.console import (
+    conversation_pages,
+    endpoint_pages,
+    processor_pages,
+    sign_in,
+    test_requests,
+)
+from control_plane.settings import Settings
+from shared.errors import NotFound
+
+
+def console_routes(settings: Settings) -> list[BaseRoute]:
+    return [
+        *sign_in.routes,
+        *endpoint_pages.routes,
+        *processor_pages.routes,
+        *conversation_pages.routes,
+        *test_requests.routes,
+        _assets(settings),
+    ]
+
+
+def _assets(settings: Settings) -> BaseRoute:
+    if settings.console_assets_dir.is_dir():
+        return Mount("/ui/static", app=StaticFiles(directory=settings.console_assets_dir), name="static")
+
+    async def not_built(request: Request) -> None:
+        raise NotFound(
+            f"the console's scripts and styles are not built in {settings.console_assets_dir} "
+            "(FFAAS_CONSOLE_ASSETS_DIR): run `make install`"
+        )
+
+    return Route("/ui/static/{path:path}", not_built, methods=["GET"])
