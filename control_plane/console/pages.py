@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from control_plane.console.security import STYLE_NONCE
 from control_plane.console.session import csrf_token, is_signed_in
 from control_plane.settings import Settings
 from control_plane.storage.conversations import Conversation
@@ -81,6 +82,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         request=request,
         auth=auth_state(request),
         csrf=csrf_token(request.session),
+        style_nonce=request.scope.get("state", {}).get(STYLE_NONCE, ""),
         assets=(settings.console_assets_dir / "console.js").is_file(),
         **context,
     )

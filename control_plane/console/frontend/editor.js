@@ -64,6 +64,8 @@ function start() {
       lintGutter(),
       errorLine,
       EditorView.contentAttributes.of({ "aria-label": "Code" }),
+      // The page's Content-Security-Policy admits only <style> elements with this response's nonce.
+      EditorView.cspNonce.of(document.querySelector('meta[name="style-nonce"]')?.content || ""),
     ],
   });
   textarea.hidden = true;

@@ -171,11 +171,11 @@ def test_a_test_request_opens_the_timeline_of_the_real_run(
     expect(final.locator(".json-tree")).to_contain_text('"target_said": 202')
     expect(page.locator("#summary")).to_contain_text("completed")
     expect(page.locator("#summary")).to_contain_text("relay")
+    shots = screenshot(page, "conversation")
+    copy_for_readme(shots[0], "console-conversation.png")
     # The JSON tree folds: closing the request body's object hides its keys.
     request.locator(".json-tree > details > summary").click()
     expect(request.locator(".json-tree").get_by_text('"order"')).to_be_hidden()
-    shots = screenshot(page, "conversation")
-    copy_for_readme(shots[0], "console-conversation.png")
 
 
 def test_an_endpoint_test_request_shows_the_modules_answer(
@@ -255,6 +255,8 @@ def test_a_typescript_error_is_shown_at_its_line_on_save(signed_in: Page, cluste
     page.keyboard.insert_text(TS_WITH_ERROR)
     page.get_by_role("button", name="Create").click()
 
+    # The editor's own styles apply despite the strict policy (they carry the page's style nonce).
+    assert page.locator(".cm-gutters").evaluate("el => getComputedStyle(el).display") == "flex"
     shown = page.locator(".cm-compile-error")
     expect(shown).to_have_text(re.compile(r"^Line 3, column \d+: Unexpected"))
     third_line = page.locator(".cm-line").nth(2)
