@@ -86,7 +86,9 @@ def screenshot(page: Page, name: str) -> list[Path]:
         page.screenshot(path=str(path), full_page=True)
         taken.append(path)
         # Nothing may stick out sideways at this width: the page itself never scrolls horizontally.
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 1, f"{name} at {width} px is {overflow} px wider than the window"
     if original is not None:
         page.set_viewport_size(original)

@@ -121,7 +121,9 @@ def test_rollback_is_one_click_and_the_environment_editor_saves(
     cluster.deploy(endpoint_id, hello_wasm)
     page = signed_in
     page.goto(f"{cluster.admin_url}/ui/endpoints/{endpoint_id}")
-    page.locator(f'tr[data-deploy-id="{first["id"]}"]').get_by_role("button", name="Roll back to this").click()
+    page.locator(f'tr[data-deploy-id="{first["id"]}"]').get_by_role(
+        "button", name="Roll back to this"
+    ).click()
     expect(page.locator(f'tr[data-deploy-id="{first["id"]}"]')).to_have_class("active")
     assert cluster.get_endpoint(endpoint_id).json()["active_deploy_id"] == first["id"]
 
@@ -155,7 +157,9 @@ def test_a_test_request_opens_the_timeline_of_the_real_run(
     assert [r.path for r in target.received][-1] == "/hooks?status=202"
     timeline = page.locator("#timeline")
     request = timeline.locator(".event-request")
-    expect(request.locator(".request-line")).to_contain_text(f"POST /processor/{processor['id']}/run_with_prelude")
+    expect(request.locator(".request-line")).to_contain_text(
+        f"POST /processor/{processor['id']}/run_with_prelude"
+    )
     expect(request.locator(".query")).to_have_text("?source=console")
     expect(request.locator("table.kv")).to_contain_text("console-test")
     expect(request.locator(".json-tree")).to_contain_text('"order": 42')
@@ -209,7 +213,9 @@ def test_the_live_list_shows_a_new_run_without_a_reload(signed_in: Page, cluster
     expect(row).to_be_visible()
     expect(row).to_contain_text("live-one")
     expect(row).to_contain_text("completed")
-    expect(page.locator("#conversations tbody tr").first).to_have_attribute("data-conversation-id", conversation_id)
+    expect(page.locator("#conversations tbody tr").first).to_have_attribute(
+        "data-conversation-id", conversation_id
+    )
     assert page.evaluate("window.__sameDocument") is True
     row.get_by_role("link").click()
     expect(page).to_have_url(f"{cluster.admin_url}/ui/conversations/{conversation_id}")
@@ -219,7 +225,9 @@ def test_the_list_filters_and_pages(signed_in: Page, cluster: Cluster) -> None:
     thrower = cluster.create_processor('function main(request) { throw new Error("no"); }', name="thrower")
     counter = cluster.create_processor('function main(request) { return "n"; }', name="counter")
     failed = cluster.run_processor(thrower["id"], prelude=False).headers["fh-conversation-id"]
-    made = [cluster.run_processor(counter["id"], prelude=False).headers["fh-conversation-id"] for _ in range(55)]
+    made = [
+        cluster.run_processor(counter["id"], prelude=False).headers["fh-conversation-id"] for _ in range(55)
+    ]
     page = signed_in
     page.goto(f"{cluster.admin_url}/ui/conversations")
     page.get_by_label("Processor").select_option(label="counter")
