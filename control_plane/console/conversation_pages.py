@@ -126,7 +126,12 @@ async def _describe(found: Services, conversations: list[store.Conversation]) ->
     for conversation in conversations:
         method, path = lines.get(conversation.id, ("", ""))
         described.append(
-            {**conversation_json(conversation), "method": method, "path": path, "ran": ran_of(conversation, named)}
+            {
+                **conversation_json(conversation),
+                "method": method,
+                "path": path,
+                "ran": ran_of(conversation, named),
+            }
         )
     return described
 

@@ -32,7 +32,9 @@ def _next_page(raw: object) -> str:
 
 async def _form(request: Request) -> dict[str, str]:
     """An URL-encoded form of at most MAX_FORM_BYTES; the first value of each field."""
-    body = await read_capped_body(request, MAX_FORM_BYTES, f"a sign-in form is at most {MAX_FORM_BYTES} bytes")
+    body = await read_capped_body(
+        request, MAX_FORM_BYTES, f"a sign-in form is at most {MAX_FORM_BYTES} bytes"
+    )
     try:
         fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=8)
     except ValueError as exc:

@@ -85,7 +85,9 @@ async def send_test_request(request: Request) -> JSONResponse:
                 "(FFAAS_TEST_REQUEST_TIMEOUT_MS)"
             ) from exc
         except httpx.HTTPError as exc:
-            raise BadGateway(f"the data plane at {url} (FFAAS_PUBLIC_URL) could not be reached: {exc}") from exc
+            raise BadGateway(
+                f"the data plane at {url} (FFAAS_PUBLIC_URL) could not be reached: {exc}"
+            ) from exc
     conversation_id = answer.headers.get("fh-conversation-id")
     return JSONResponse(
         {
@@ -107,7 +109,9 @@ async def _target_url(db: Any, public_url: str, fields: dict[str, object]) -> st
         if path and not path.startswith("/"):
             path = "/" + path
         if any(character in path for character in "?# \r\n") or "/../" in f"{path}/":
-            raise BadRequest("path must be a sub-path like /a/b, without '..', '?', '#', spaces or line breaks")
+            raise BadRequest(
+                "path must be a sub-path like /a/b, without '..', '?', '#', spaces or line breaks"
+            )
         return f"{public_url}/{quote(target_id)}{path}"
     if target == "processor":
         if await processor_store.get_processor(db, target_id) is None:

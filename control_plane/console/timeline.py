@@ -104,9 +104,7 @@ def build_timeline(conversation: Conversation, items: list[StoredItem]) -> Timel
             answered = responses.get(item.id)
             answer = None if answered is None else _response(answered, start)
             elapsed = None if answer is None else round(answer.at_ms - at, 3)
-            entries.append(
-                Entry("exchange", at, _request(item, at), answer, elapsed, number=item.inc or 0)
-            )
+            entries.append(Entry("exchange", at, _request(item, at), answer, elapsed, number=item.inc or 0))
         elif item.kind == "response" and (incoming is None or item.request == incoming.id):
             entries.append(Entry("response", at, message=_response(item, start)))
     for entry in entries:
@@ -136,7 +134,9 @@ def body_view(payload: Any) -> BodyView:
         except (binascii.Error, ValueError):
             return BodyView("text", body, truncated=truncated, total_bytes=total)
         preview = data[:HEX_PREVIEW_BYTES].hex(" ")
-        return BodyView("binary", binary_bytes=len(data), hex_preview=preview, truncated=truncated, total_bytes=total)
+        return BodyView(
+            "binary", binary_bytes=len(data), hex_preview=preview, truncated=truncated, total_bytes=total
+        )
     if not truncated and body.lstrip()[:1] in ("{", "["):
         try:
             value = json.loads(body)

@@ -153,3 +153,40 @@ def test_the_token_stays_out_of_the_settings_repr() -> None:
 
     assert "do-not-print-me" not in repr(settings)
     assert "do-not-print-me" not in str(settings)
+def test_the_stream_and_console_settings_are_read() -> None:
+    settings = Settings.from_environ(
+        {
+            "FFAAS_STREAM_HEARTBEAT_MS": "250",
+            "FFAAS_STREAM_POLL_MS": "20",
+            "FFAAS_STREAM_MAX_CLIENTS": "7",
+            "FFAAS_CONSOLE_SESSION_HOURS": "2",
+            "FFAAS_CONSOLE_ASSETS_DIR": "/srv/console",
+            "FFAAS_TEST_REQUEST_TIMEOUT_MS": "900",
+            "FFAAS_TEST_REQUEST_MAX_BYTES": "4096",
+        }
+    )
+
+    assert (settings.stream_heartbeat_ms, settings.stream_poll_ms, settings.stream_max_clients) == (
+        250,
+        20,
+        7,
+    )
+    assert (settings.console_session_hours, settings.console_assets_dir) == (2, Path("/srv/console"))
+    assert (settings.test_request_timeout_ms, settings.test_request_max_bytes) == (900, 4096)
+    assert Settings().stream_heartbeat_ms == 15_000  # "at least every 15 s"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FFAAS_STREAM_HEARTBEAT_MS", "5"),
+        ("FFAAS_STREAM_POLL_MS", "0"),
+        ("FFAAS_STREAM_MAX_CLIENTS", "none"),
+        ("FFAAS_CONSOLE_SESSION_HOURS", "0"),
+        ("FFAAS_TEST_REQUEST_TIMEOUT_MS", "soon"),
+        ("FFAAS_TEST_REQUEST_MAX_BYTES", "-1"),
+    ],
+)
+def test_a_malformed_stream_or_console_variable_fails_naming_it(name: str, value: str) -> None:
+    with pytest.raises(SettingError, match=name):
+        Settings.from_environ({name: value})

@@ -34,7 +34,9 @@ def open_cluster(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisSe
 
 def test_a_visitor_who_is_not_signed_in_sees_no_data(page: Page, cluster: Cluster) -> None:
     endpoint = cluster.create_endpoint(SECRET_NAME)
-    processor = cluster.create_processor('function main(r) { return "secret-processor-output"; }', name="secret-proc")
+    processor = cluster.create_processor(
+        'function main(r) { return "secret-processor-output"; }', name="secret-proc"
+    )
     run = cluster.run_processor(processor["id"], prelude=False)
     conversation_id = run.headers["fh-conversation-id"]
     pages = [
@@ -57,7 +59,9 @@ def test_a_visitor_who_is_not_signed_in_sees_no_data(page: Page, cluster: Cluste
 
     api = page.context.request
     assert api.get(f"{cluster.admin_url}/ui/conversations/stream").status == 401
-    refused = api.post(f"{cluster.admin_url}/ui/test-request", data={"target": "processor", "id": processor["id"]})
+    refused = api.post(
+        f"{cluster.admin_url}/ui/test-request", data={"target": "processor", "id": processor["id"]}
+    )
     assert refused.status == 401
     assert api.get(f"{cluster.admin_url}/endpoint").status == 401
     # After signing in, the page asked for is the one shown.
@@ -74,7 +78,9 @@ def test_a_write_without_the_csrf_token_is_refused(page: Page, cluster: Cluster)
     names_before = [e["name"] for e in cluster.admin.get(f"{cluster.admin_url}/endpoint").json()]
 
     forged = api.post(f"{cluster.admin_url}/endpoint", data={"name": "forged"})
-    wrong = api.post(f"{cluster.admin_url}/endpoint", data={"name": "forged"}, headers={"x-csrf-token": "guess"})
+    wrong = api.post(
+        f"{cluster.admin_url}/endpoint", data={"name": "forged"}, headers={"x-csrf-token": "guess"}
+    )
     proxied = api.post(f"{cluster.admin_url}/ui/test-request", data={"target": "endpoint", "id": "x"})
 
     assert (forged.status, wrong.status, proxied.status) == (403, 403, 403)
@@ -105,7 +111,13 @@ def test_a_tampered_session_cookie_is_not_a_session(browser: Browser, cluster: C
 
 def test_without_a_token_every_page_says_the_admin_api_is_open(page: Page, open_cluster: Cluster) -> None:
     endpoint = open_cluster.create_endpoint("open")
-    for path in ("/ui/conversations", "/ui/endpoints", f"/ui/endpoints/{endpoint['id']}", "/ui/processors", "/ui/login"):
+    for path in (
+        "/ui/conversations",
+        "/ui/endpoints",
+        f"/ui/endpoints/{endpoint['id']}",
+        "/ui/processors",
+        "/ui/login",
+    ):
         page.goto(f"{open_cluster.admin_url}{path}")
         expect(page.locator("#open-api")).to_contain_text("The admin API is open")
         expect(page.get_by_role("button", name="Sign out")).to_have_count(0)

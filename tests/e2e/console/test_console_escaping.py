@@ -134,7 +134,10 @@ def publish(cluster: Cluster, record: ConversationRecord) -> None:
 def test_a_hostile_processor_run_is_shown_as_text(watched: Page, cluster: Cluster) -> None:
     processor = cluster.create_processor(HOSTILE_PROCESSOR, name=f"evil {SCRIPT}")
     run = cluster.run_processor(
-        processor["id"], method="POST", content=IMG.encode(), headers={"x-evil": SVG, "content-type": "text/html"}
+        processor["id"],
+        method="POST",
+        content=IMG.encode(),
+        headers={"x-evil": SVG, "content-type": "text/html"},
     )
     assert run.status_code == 200, run.text
     page = watched
