@@ -20,6 +20,7 @@ from bench.processors import PROCESSORS, measure_processors
 from bench.replay import REPLAY, measure_replay
 from bench.results import Results, ThroughputRow
 from bench.system import System
+from bench.stream import STREAM, stream_latency
 from bench.wrk import wrk_missing
 
 __all__ = [
@@ -155,5 +156,6 @@ SCENARIOS: dict[str, Scenario] = {
     BACKLOG: ingest_backlog,
     LAG: conversation_lag,
     REPLAY: measure_replay,
+    STREAM: stream_latency,
     "restart": restart_data_plane,
 }
