@@ -9,7 +9,6 @@ the console supports (`screenshot`), into build/screenshots/.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,9 +94,14 @@ def screenshot(page: Page, name: str) -> list[Path]:
     return taken
 
 
-def copy_for_readme(path: Path, name: str) -> None:
-    """Keep one screenshot beside the README (docs/), when asked to (FFAAS_README_SCREENSHOT=1)."""
-    if os.environ.get("FFAAS_README_SCREENSHOT") == "1":
-        target = REPO / "docs" / name
-        target.parent.mkdir(exist_ok=True)
-        shutil.copyfile(path, target)
+def readme_screenshot(page: Page, name: str) -> None:
+    """With FFAAS_README_SCREENSHOT=1, the top of the page at 1024x1000 as docs/<name> (kept small)."""
+    if os.environ.get("FFAAS_README_SCREENSHOT") != "1":
+        return
+    original = page.viewport_size
+    page.set_viewport_size({"width": 1024, "height": 1000})
+    target = REPO / "docs" / name
+    target.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(target))
+    if original is not None:
+        page.set_viewport_size(original)

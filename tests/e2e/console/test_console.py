@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.conftest import RedisServer
 from tests.e2e.cluster import UUID, Cluster, TargetServer
 from tests.e2e.conftest import running_cluster
-from tests.e2e.console.conftest import copy_for_readme, screenshot, sign_in
+from tests.e2e.console.conftest import readme_screenshot, screenshot, sign_in
 
 RELAY = """async function main(fh, request) {
   fh.log("relaying", request.method, "to the target");
@@ -175,8 +175,8 @@ def test_a_test_request_opens_the_timeline_of_the_real_run(
     expect(final.locator(".json-tree")).to_contain_text('"target_said": 202')
     expect(page.locator("#summary")).to_contain_text("completed")
     expect(page.locator("#summary")).to_contain_text("relay")
-    shots = screenshot(page, "conversation")
-    copy_for_readme(shots[0], "console-conversation.png")
+    screenshot(page, "conversation")
+    readme_screenshot(page, "console-conversation.png")
     # The JSON tree folds: closing the request body's object hides its keys.
     request.locator(".json-tree > details > summary").click()
     expect(request.locator(".json-tree").get_by_text('"order"')).to_be_hidden()
