@@ -49,8 +49,12 @@ class StreamReader(threading.Thread):
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         super().__init__(name="stream-reader", daemon=True)
         parts = urlsplit(base_url)
-        self.connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
-        self.connection.request("GET", "/conversation/stream", headers={**headers, "accept": "text/event-stream"})
+        self.connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=60
+        )
+        self.connection.request(
+            "GET", "/conversation/stream", headers={**headers, "accept": "text/event-stream"}
+        )
         self.response = self.connection.getresponse()
         if self.response.status != 200:
             raise ScenarioError(f"GET /conversation/stream answered {self.response.status}")
@@ -142,7 +146,12 @@ def _wait_for_arrivals(reader: StreamReader, expected: set[str]) -> None:
 
 
 def _report(
-    ctx: Context, received: Received, answered: dict[str, float], connections: int, req_per_s: float, errors: int
+    ctx: Context,
+    received: Received,
+    answered: dict[str, float],
+    connections: int,
+    req_per_s: float,
+    errors: int,
 ) -> None:
     if received.error is not None:
         raise ScenarioError(f"reading the stream failed: {received.error!r}")

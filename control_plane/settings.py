@@ -33,7 +33,7 @@ naming it.
 | FFAAS_STREAM_HEARTBEAT_MS          | 15000 (a comment line on idle live streams)       |
 | FFAAS_STREAM_POLL_MS               | 100 (how often live streams look for new runs)    |
 | FFAAS_STREAM_MAX_CLIENTS           | 100 (connected live streams, console included)    |
-| FFAAS_CONSOLE_SESSION_HOURS        | 12 (a console sign-in lasts this long unused)     |
+| FFAAS_CONSOLE_SESSION_HOURS        | 12 (a console sign-in lasts this long)            |
 | FFAAS_CONSOLE_ASSETS_DIR           | <repository>/build/console (built by make install)|
 | FFAAS_TEST_REQUEST_TIMEOUT_MS      | 30000 (the console's "send a test request")       |
 | FFAAS_TEST_REQUEST_MAX_BYTES       | 1048576 (its body)                                |

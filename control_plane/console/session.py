@@ -1,7 +1,8 @@
 """The console's sign-in session: a signed, expiring cookie, and the CSRF token every write carries.
 
-The cookie is Starlette's `SessionMiddleware` (itsdangerous-signed JSON): HttpOnly,
-SameSite=Strict, expiring FFAAS_CONSOLE_SESSION_HOURS after its last use. Its key is
+The cookie is Starlette's `SessionMiddleware` (itsdangerous-signed JSON, with the time it
+was signed): HttpOnly, SameSite=Strict, and over FFAAS_CONSOLE_SESSION_HOURS after sign-in
+(the browser drops it then, and the server refuses an older signature anyway). Its key is
 derived from FFAAS_ADMIN_TOKEN, so every control plane with the same token reads the same
 sessions and changing the token signs everyone out; with no token (the admin API is open)
 the key is random per process.

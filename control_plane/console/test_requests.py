@@ -17,7 +17,6 @@ awaited at most FFAAS_TEST_REQUEST_TIMEOUT_MS. Needs a signed-in session and its
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -31,6 +30,7 @@ from control_plane.routes.request_body import read_json_object
 from control_plane.state import services
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage import processors as processor_store
+from control_plane.storage.database import Database
 from shared.errors import BadRequest, NotFound, ServiceError
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -100,7 +100,7 @@ async def send_test_request(request: Request) -> JSONResponse:
     )
 
 
-async def _target_url(db: Any, public_url: str, fields: dict[str, object]) -> str:
+async def _target_url(db: Database, public_url: str, fields: dict[str, object]) -> str:
     target, target_id = _text(fields, "target", ""), _text(fields, "id", "")
     if target == "endpoint":
         if await endpoint_store.get_endpoint(db, target_id) is None:

@@ -51,12 +51,13 @@ async def event_stream(request: Request, known: tuple[str, ...], describe: Descr
     check_parameters(params, known)
     matching = conversation_filter(params)
     last_event_id = request.headers.get("last-event-id")
+    latest = await found.feed.refresh()  # the feed may be idle (no stream was open): read it now
     if last_event_id:
         after = parse_cursor(last_event_id, "Last-Event-ID", "the id of an event of this stream")
     elif params.get("after"):
         after = parse_cursor(params["after"], "after", "a conversation cursor")
     else:
-        after = await found.feed.refresh()
+        after = latest
     found.feed.check_room()  # a 503 now, before the response starts, rather than a closed stream
 
     async def events() -> AsyncIterator[ServerSentEvent]:

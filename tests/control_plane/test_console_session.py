@@ -54,7 +54,7 @@ def test_a_fresh_session_opens_pages(client: TestClient) -> None:
     assert page_status(client, cookie(session_key(TOKEN), at=time.time())) == 200
 
 
-def test_a_session_unused_longer_than_its_hours_is_over(client: TestClient) -> None:
+def test_a_session_older_than_its_hours_is_over(client: TestClient) -> None:
     assert page_status(client, cookie(session_key(TOKEN), at=time.time() - 13 * 3600)) == 303
 
 
