@@ -31,7 +31,7 @@ naming it.
 | FFAAS_REPLAY_BATCH_MAX_RUNS        | 1000 (largest `limit` of one batch)               |
 | FFAAS_REPLAY_BATCHES_KEPT          | 1000 (newest batch reports kept in SQLite)        |
 | FFAAS_STREAM_HEARTBEAT_MS          | 15000 (a comment line on idle live streams)       |
-| FFAAS_STREAM_POLL_MS               | 100 (how often live streams look for new runs)    |
+| FFAAS_STREAM_POLL_MS               | 50 (how often live streams look for new runs)     |
 | FFAAS_STREAM_MAX_CLIENTS           | 100 (connected live streams, console included)    |
 | FFAAS_CONSOLE_SESSION_HOURS        | 12 (a console sign-in lasts this long)            |
 | FFAAS_CONSOLE_ASSETS_DIR           | <repository>/build/console (built by make install)|
@@ -88,7 +88,7 @@ class Settings:
         """The data plane that runs this control plane's replays."""
         return self.data_plane_url or self.public_url
     stream_heartbeat_ms: int = 15_000
-    stream_poll_ms: int = 100
+    stream_poll_ms: int = 50
     stream_max_clients: int = 100
     console_session_hours: int = 12
     console_assets_dir: Path = DEFAULT_CONSOLE_ASSETS_DIR

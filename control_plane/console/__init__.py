@@ -34,6 +34,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         *conversation_pages.routes,
         *test_requests.routes,
         _assets(settings),
+        sign_in.not_found,  # last: any other /ui/ path
     ]
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from control_plane.console.pages import auth_state, render, settings_of
+from control_plane.console.pages import auth_state, page_or_sign_in, render, settings_of
 from control_plane.console.session import CSRF_FIELD, csrf_matches, sign_in, sign_out, token_matches
 from shared.errors import BadRequest
 from shared.request_body import read_capped_body
@@ -80,6 +80,13 @@ async def sign_out_submit(request: Request) -> Response:
     return RedirectResponse("/ui/login", status_code=303)
 
 
+@page_or_sign_in
+async def unknown_page(request: Request) -> Response:
+    return render(
+        request, "error.html", status_code=404, message=f"There is no console page at {request.url.path}."
+    )
+
+
 routes = [
     Route("/", home, methods=["GET"]),
     Route("/ui", home, methods=["GET"]),
@@ -88,3 +95,4 @@ routes = [
     Route("/ui/login", sign_in_submit, methods=["POST"]),
     Route("/ui/logout", sign_out_submit, methods=["POST"]),
 ]
+not_found = Route("/ui/{path:path}", unknown_page, methods=["GET"])

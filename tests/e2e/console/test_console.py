@@ -67,6 +67,9 @@ def test_signing_in_asks_for_the_token_once_and_signing_out_ends_it(page: Page, 
     sign_in(page, cluster)
     cookie = next(c for c in page.context.cookies() if c["name"] == "ffaas_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
+    missing = page.goto(f"{cluster.admin_url}/ui/no-such-page")
+    assert missing is not None and missing.status == 404
+    expect(page.locator("main")).to_contain_text("There is no console page at /ui/no-such-page")
     page.goto(f"{cluster.admin_url}/ui/endpoints")  # no second question
     expect(page.get_by_role("heading", name="Endpoints", exact=True)).to_be_visible()
     expect(page.locator("#open-api")).to_have_count(0)
@@ -105,11 +108,14 @@ def test_create_an_endpoint_and_deploy_a_module_through_the_page(
 def test_a_refused_module_says_why_on_the_page(signed_in: Page, cluster: Cluster, tmp_path: Path) -> None:
     endpoint_id = cluster.create_endpoint("refusing")["id"]
     not_wasm = tmp_path / "not.wasm"
-    not_wasm.write_bytes(b"this is no module")
+    not_wasm.write_bytes(b"this is no module" * 200_000)  # 3.4 MB: the upload reports its progress
     signed_in.goto(f"{cluster.admin_url}/ui/endpoints/{endpoint_id}")
     signed_in.get_by_label(re.compile("WebAssembly module")).set_input_files(str(not_wasm))
     signed_in.get_by_role("button", name="Upload and deploy").click()
-    expect(signed_in.locator("#deploy [data-error]")).to_contain_text("not")
+    expect(signed_in.locator("#deploy [data-error]")).to_contain_text("not a WebAssembly module")
+    progress = signed_in.locator("#deploy progress")
+    expect(progress).to_be_visible()
+    assert progress.evaluate("bar => bar.value") == 100
     assert cluster.get_endpoint(endpoint_id).json()["deploy_history"] == []
 
 

@@ -48,6 +48,7 @@ def test_a_visitor_who_is_not_signed_in_sees_no_data(page: Page, cluster: Cluste
         "/ui/processors",
         "/ui/processors/new",
         f"/ui/processors/{processor['id']}",
+        "/ui/no-such-page",
     ]
     for path in pages:
         page.goto(f"{cluster.admin_url}{path}")
