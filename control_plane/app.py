@@ -5,8 +5,9 @@ reconciles Redis with SQLite (endpoints and processors), starts the conversation
 consumer (`ingest.py`), retention (`retention.py`), replays (`replay.py`, batches in
 `replay_batches.py`, sent to a data plane by `replay_client.py`) and the live feed
 (`conversation_feed.py`), and stores them on `app.state.services`. At shutdown it stops
-running batches and the background tasks first, then closes Redis and the database. Nothing is opened at import time; a missing esbuild is logged,
-not fatal (saving a processor then answers 503). Routes come from `routes/` and the web
+running batches and the background tasks first, then closes Redis and the database. Nothing
+is opened at import time; a missing esbuild is logged, not fatal (saving a processor then
+answers 503). Routes come from `routes/` and the web
 console from `console/`; every API error leaves as the one JSON error body
 (`shared.errors.install_error_handlers`).
 """

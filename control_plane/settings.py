@@ -87,6 +87,7 @@ class Settings:
     def replay_url(self) -> str:
         """The data plane that runs this control plane's replays."""
         return self.data_plane_url or self.public_url
+
     stream_heartbeat_ms: int = 15_000
     stream_poll_ms: int = 50
     stream_max_clients: int = 100

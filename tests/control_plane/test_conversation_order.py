@@ -1,4 +1,4 @@
-"""Storage order: each stored conversation gets the next `seq`, never reused; migration 4 numbers old rows."""
+"""Storage order: each stored conversation gets the next `seq`, never reused; migration 7 numbers old rows."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ from control_plane.storage import conversations as store
 from control_plane.storage.database import MIGRATIONS, open_database
 from shared.timestamps import utc_now
 from tests.control_plane.conversation_records import endpoint_record
+
+SEQ_MIGRATION = 7
+COLUMNS = (
+    "id, created_at, finished_at, duration_ms, outcome, status, error, error_detail, endpoint_id, "
+    "deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, replay_mode, ingested_at"
+)
 
 
 def rows(*ages_minutes: int) -> list[store.ConversationRows]:
@@ -45,12 +51,14 @@ async def test_seq_follows_storage_order_and_survives_deleting_everything(tmp_pa
 async def test_migration_numbers_existing_conversations_in_time_order(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     old = sqlite3.connect(path)
-    for script in MIGRATIONS[:3]:
+    before_seq = SEQ_MIGRATION - 1
+    for script in MIGRATIONS[:before_seq]:
         old.executescript(script)
-    old.execute("PRAGMA user_version = 3")
+    old.execute(f"PRAGMA user_version = {before_seq}")
     stored = rows(1, 3, 2)
     for conversation in stored:
-        old.execute(f"INSERT INTO conversations VALUES ({', '.join('?' * 13)})", conversation.conversation)
+        marks = ", ".join("?" * len(conversation.conversation))
+        old.execute(f"INSERT INTO conversations ({COLUMNS}) VALUES ({marks})", conversation.conversation)
     old.commit()
     old.close()
 
