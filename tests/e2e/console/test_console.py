@@ -300,3 +300,19 @@ def test_a_typescript_error_is_shown_at_its_line_on_save(signed_in: Page, cluste
     page.goto(f"{cluster.admin_url}/ui/processors")
     expect(page.get_by_role("link", name="typed")).to_be_visible()
     screenshot(page, "processors")
+
+
+def test_a_replay_links_to_the_run_it_replays(signed_in: Page, cluster: Cluster) -> None:
+    processor = cluster.create_processor('function main(request) { return "v1"; }', name="replayed")
+    original = cluster.run_processor(processor["id"], prelude=False).headers["fh-conversation-id"]
+    answer = cluster.admin.post(
+        f"{cluster.admin_url}/conversation/{original}/replay",
+        json={"processor_version_id": processor["active_version_id"]},
+    )
+    assert answer.status_code == 200, answer.text
+    replay_id = answer.json()["conversation"]["id"]
+
+    signed_in.goto(f"{cluster.admin_url}/ui/conversations/{replay_id}")
+    expect(signed_in.locator("#summary")).to_contain_text(f"version {processor['active_version_id'][:8]}")
+    signed_in.locator("#replay-of").click()
+    expect(signed_in).to_have_url(f"{cluster.admin_url}/ui/conversations/{original}")
