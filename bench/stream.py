@@ -1,11 +1,15 @@
 """How fast the live feed is: a run's response -> its event on GET /conversation/stream, under load.
 
-While wrk loads the hello endpoint at the highest concurrency, one client follows the whole
-stream (no filter), and sampler threads make their own runs, noting when each response
-arrived. The latency of a sampled run is the time from its response to its event reaching
-the client. The stream's ids are the conversations' places in storage order, so an
-unfiltered stream must deliver consecutive ids: the scenario counts gaps and repeats over
-every event it saw (the load's runs included), and every sampled run must arrive exactly once.
+While wrk loads the hello endpoint at the highest concurrency, one client (a process of its
+own) follows the whole stream (no filter), and a sampler makes its own runs one at a time,
+noting when each response arrived. The latency of a sampled run is the time from its
+response to its event reaching the client; it can be negative (`min_ms`): the data plane puts
+the record on the Redis stream before it answers, and under load the answer can take longer
+to reach its caller than the record takes to be stored and streamed.
+
+The stream's ids are the conversations' places in storage order, so an unfiltered stream
+must deliver consecutive ids: the scenario counts gaps and repeats over every event it saw
+(the load's runs included), and every sampled run must arrive exactly once.
 
 The phase lasts at least `duration_s` and until it has `lag_samples` samples (at most
 PHASE_CAP_S); then the scenario waits for the events of the last samples.
@@ -15,10 +19,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
+import multiprocessing
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from queue import Empty
+from typing import Any
 from urllib.parse import urlsplit
 
 from bench.client import Connection
@@ -28,9 +34,9 @@ from bench.results import Latency
 from bench.wrk import start_wrk, wrk_missing
 
 STREAM = "stream"
-SAMPLERS = 4
 PHASE_CAP_S = 90.0
 ARRIVAL_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -39,58 +45,71 @@ class Received:
 
     arrivals: dict[str, list[float]] = field(default_factory=dict)
     ids: list[int] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    error: BaseException | None = None
+    error: str | None = None
 
 
-class StreamReader(threading.Thread):
-    """Reads `text/event-stream` from GET /conversation/stream until `close()`."""
+def read_stream(base_url: str, headers: dict[str, str], events: Queue[Any]) -> None:
+    """In a process of its own: put (event id, conversation id, arrival time) for every event.
+
+    Its own process, so no thread of the sampling process (GIL) delays noting an arrival;
+    `time.monotonic` is the same clock in both. Ends when the stream does or it is terminated.
+    """
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=600)
+    connection.request("GET", "/conversation/stream", headers={**headers, "accept": "text/event-stream"})
+    response = connection.getresponse()
+    if response.status != 200:
+        events.put(("error", f"GET /conversation/stream answered {response.status}"))
+        return
+    events.put(("ready", None))
+    fields: dict[str, str] = {}
+    while line := response.readline():
+        text = line.decode().rstrip("\r\n")
+        if text.startswith(":"):
+            continue
+        if text:
+            name, _, value = text.partition(":")
+            fields[name] = value.removeprefix(" ")
+            continue
+        if "data" in fields:
+            events.put(("event", (int(fields["id"]), json.loads(fields["data"])["id"], time.monotonic())))
+        fields = {}
+    events.put(("error", "the stream ended"))
+
+
+class StreamReader:
+    """The reading process, and what it reported so far."""
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
-        super().__init__(name="stream-reader", daemon=True)
-        parts = urlsplit(base_url)
-        self.connection = http.client.HTTPConnection(
-            parts.hostname or "127.0.0.1", parts.port or 80, timeout=60
+        context = multiprocessing.get_context("spawn")
+        self.events: Queue[Any] = context.Queue()
+        self.process = context.Process(
+            target=read_stream, args=(base_url, headers, self.events), name="stream-reader", daemon=True
         )
-        self.connection.request(
-            "GET", "/conversation/stream", headers={**headers, "accept": "text/event-stream"}
-        )
-        self.response = self.connection.getresponse()
-        if self.response.status != 200:
-            raise ScenarioError(f"GET /conversation/stream answered {self.response.status}")
         self.received = Received()
-        self._closing = threading.Event()
 
-    def run(self) -> None:
-        fields: dict[str, str] = {}
-        try:
-            while line := self.response.readline():
-                text = line.decode().rstrip("\r\n")
-                if text.startswith(":"):
-                    continue
-                if text:
-                    name, _, value = text.partition(":")
-                    fields[name] = value.removeprefix(" ")
-                    continue
-                if "data" in fields:
-                    self._note(int(fields["id"]), json.loads(fields["data"])["id"])
-                fields = {}
-        except Exception as exc:  # closing the socket under readline() fails in several ways
-            if not self._closing.is_set():
-                self.received.error = exc
+    def start(self) -> None:
+        self.process.start()
+        kind, detail = self.events.get(timeout=READY_TIMEOUT_S)
+        if kind != "ready":
+            raise ScenarioError(str(detail))
 
-    def _note(self, event_id: int, conversation_id: str) -> None:
-        now = time.perf_counter()
-        with self.received.lock:
-            self.received.ids.append(event_id)
-            self.received.arrivals.setdefault(conversation_id, []).append(now)
+    def collect(self) -> Received:
+        while True:
+            try:
+                kind, detail = self.events.get_nowait()
+            except Empty:
+                return self.received
+            if kind == "event":
+                event_id, conversation_id, arrived = detail
+                self.received.ids.append(event_id)
+                self.received.arrivals.setdefault(conversation_id, []).append(arrived)
+            elif kind == "error":
+                self.received.error = str(detail)
 
     def close(self) -> None:
-        self._closing.set()
-        if self.connection.sock is not None:
-            self.connection.sock.shutdown(2)
-        self.connection.close()
-        self.join(timeout=5)
+        self.process.terminate()
+        self.process.join(timeout=5)
 
 
 def stream_latency(ctx: Context) -> None:
@@ -106,42 +125,45 @@ def stream_latency(ctx: Context) -> None:
     path = f"/{ctx.hello_endpoint_id}"
     reader = StreamReader(system.url("control_plane"), system.admin_headers)
     reader.start()
-    ctx.say(f"stream latency: wrk on WAGI hello at {connections} connections, one client on the stream")
-    wrk = start_wrk(f"{system.url('data_plane')}{path}", connections, PHASE_CAP_S + 30, options.max_threads)
-    answered: dict[str, float] = {}
-    lock = threading.Lock()
-    started = time.perf_counter()
-
-    def sample() -> None:
-        with Connection(system.url("data_plane")) as data:
-            while True:
-                elapsed = time.perf_counter() - started
-                enough = elapsed >= options.duration_s and len(answered) >= options.lag_samples
-                if enough or elapsed > PHASE_CAP_S:
-                    return
-                conversation_id, failure = one_run(data, path)
-                if conversation_id is None:
-                    raise ScenarioError(f"sampled run GET {path} failed: {failure}")
-                with lock:
-                    answered[conversation_id] = time.perf_counter()
-
     try:
-        with ThreadPoolExecutor(SAMPLERS) as pool:
-            for future in [pool.submit(sample) for _ in range(SAMPLERS)]:
-                future.result()
+        ctx.say(f"stream latency: wrk on WAGI hello at {connections} connections, one client on the stream")
+        wrk = start_wrk(
+            f"{system.url('data_plane')}{path}", connections, PHASE_CAP_S + 30, options.max_threads
+        )
+        try:
+            answered = _sample(ctx, system.url("data_plane"), path)
+        finally:
+            result = wrk.finish()
+        received = _wait_for_arrivals(reader, set(answered))
     finally:
-        result = wrk.finish()
-    _wait_for_arrivals(reader, set(answered))
-    reader.close()
-    _report(ctx, reader.received, answered, connections, result.requests_per_s, result.errors)
+        reader.close()
+    _report(ctx, received, answered, connections, result.requests_per_s, result.errors)
 
 
-def _wait_for_arrivals(reader: StreamReader, expected: set[str]) -> None:
+def _sample(ctx: Context, data_plane: str, path: str) -> dict[str, float]:
+    """Runs one at a time for the phase; when each one's response arrived, by conversation id."""
+    options = ctx.options
+    answered: dict[str, float] = {}
+    started = time.monotonic()
+    with Connection(data_plane) as data:
+        while True:
+            elapsed = time.monotonic() - started
+            if (
+                elapsed >= options.duration_s and len(answered) >= options.lag_samples
+            ) or elapsed > PHASE_CAP_S:
+                return answered
+            conversation_id, failure = one_run(data, path)
+            if conversation_id is None:
+                raise ScenarioError(f"sampled run GET {path} failed: {failure}")
+            answered[conversation_id] = time.monotonic()
+
+
+def _wait_for_arrivals(reader: StreamReader, expected: set[str]) -> Received:
     deadline = time.monotonic() + ARRIVAL_TIMEOUT_S
-    while time.monotonic() < deadline and reader.received.error is None:
-        with reader.received.lock:
-            if expected <= reader.received.arrivals.keys():
-                return
+    while True:
+        received = reader.collect()
+        if expected <= received.arrivals.keys() or received.error or time.monotonic() > deadline:
+            return received
         time.sleep(0.01)
 
 
@@ -154,10 +176,8 @@ def _report(
     errors: int,
 ) -> None:
     if received.error is not None:
-        raise ScenarioError(f"reading the stream failed: {received.error!r}")
-    with received.lock:
-        ids = list(received.ids)
-        arrivals = {key: list(value) for key, value in received.arrivals.items()}
+        raise ScenarioError(f"reading the stream failed: {received.error}")
+    ids, arrivals = received.ids, received.arrivals
     lags = [arrivals[cid][0] - at for cid, at in answered.items() if cid in arrivals]
     missing = [cid for cid in answered if cid not in arrivals]
     repeated_runs = [cid for cid, times in arrivals.items() if len(times) > 1]
@@ -167,6 +187,7 @@ def _report(
     ctx.results.latencies["stream"] = Latency.of(
         f"response -> event on GET /conversation/stream (hello under wrk c={connections})",
         lags,
+        min_ms=round(min(lags) * 1000, 3),
         events=len(ids),
         gaps=gaps,
         repeated=len(repeated_runs),
