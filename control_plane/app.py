@@ -80,7 +80,12 @@ def create_app(settings: Settings) -> Starlette:
             keys = Keys(settings.redis_prefix)
             publisher = Publisher(db, redis, keys, ack_timeout_ms=settings.deploy_ack_timeout_ms)
             await publisher.reconcile()  # endpoints and processors
-            ingester = Ingester(db, redis, keys, claim_idle_ms=settings.ingest_claim_idle_ms)
+            feed = ConversationFeed(
+                db, poll_ms=settings.stream_poll_ms, max_clients=settings.stream_max_clients
+            )
+            ingester = Ingester(
+                db, redis, keys, claim_idle_ms=settings.ingest_claim_idle_ms, on_stored=feed.nudge
+            )
             retention = Retention(
                 db,
                 retention_hours=settings.conversation_retention_hours,
@@ -100,9 +105,6 @@ def create_app(settings: Settings) -> Starlette:
             )
             if interrupted := await replay_batch_store.interrupt_running(db):
                 log.warning("%d replay batch(es) were running when the control plane stopped", interrupted)
-            feed = ConversationFeed(
-                db, poll_ms=settings.stream_poll_ms, max_clients=settings.stream_max_clients
-            )
             app.state.services = Services(
                 settings, db, redis, keys, publisher, ingester, retention, replayer, batches, feed
             )

@@ -5,12 +5,15 @@ cursor (a conversation's `seq`, see `storage/conversations.py`), and each step r
 conversations stored after it. So a client resumes from any cursor without a gap or a
 repeat, and it sees the runs every control plane ingests into the shared database.
 
-`ConversationFeed` only says *when* to read again: it polls the one-row counter
-`conversation_sequence` every `poll_ms` while clients are connected and wakes them when it
-grew. Waking is a generation event (replaced, then set), so no wake-up is lost between a
-client's read and its wait. The number of connected clients is bounded (`max_clients`,
-FFAAS_STREAM_MAX_CLIENTS): a request arriving when the bound is reached is refused with
-503 and `Retry-After` (requests arriving in the same instant may pass the check together).
+`ConversationFeed` only says *when* to read again: it reads the one-row counter
+`conversation_sequence` every `poll_ms` while clients are connected, and at once when this
+control plane's ingester has stored something (`nudge`), and wakes the clients when it grew;
+the poll is what shows runs that another control plane stored. Waking is a generation
+event (replaced, then set), so no wake-up is lost between a client's read and its wait.
+
+The number of connected clients is bounded (`max_clients`, FFAAS_STREAM_MAX_CLIENTS): a
+request arriving when the bound is reached is refused with 503 and `Retry-After` (requests
+arriving in the same instant may pass the check together).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class ConversationFeed:
         self.last_seq = 0
         """The highest `seq` known to be stored."""
         self._grew = asyncio.Event()
+        self._nudged = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -59,6 +63,10 @@ class ConversationFeed:
         """Read the last stored `seq` now (waking clients if it grew); it."""
         self._note(await store.last_stored_seq(self._db))
         return self.last_seq
+
+    def nudge(self) -> None:
+        """Something was stored here: read the counter now rather than at the next poll."""
+        self._nudged.set()
 
     async def wait_beyond(self, seq: int) -> None:
         """Return once a conversation after `seq` is known to be stored."""
@@ -90,7 +98,9 @@ class ConversationFeed:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self._poll_s)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._nudged.wait(), self._poll_s)
+            self._nudged.clear()
             if not self.clients:
                 continue
             try:

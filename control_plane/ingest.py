@@ -37,6 +37,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +82,11 @@ class Ingester:
         consumer: str | None = None,
         block_ms: int = BLOCK_MS,
         batch: int = BATCH,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
+        """`on_stored`: called after each commit that stored new conversations (the live feed's nudge)."""
         self._db = db
+        self._on_stored = on_stored
         self._redis = redis
         self._stream = keys.conversations
         self._group = keys.ingest_group
@@ -272,6 +276,8 @@ class Ingester:
             added = await store.store_conversations(self._db, batch)
             self.stats.stored += added
             self.stats.duplicates += len(batch) - added
+            if added and self._on_stored is not None:
+                self._on_stored()
         if entries:
             await self._redis.xack(self._stream, self._group, *[entry_id for entry_id, _ in entries])
 

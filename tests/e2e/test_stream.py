@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import RedisServer, free_port
 from tests.e2e.cluster import Cluster, assert_error
-from tests.e2e.conftest import running_cluster
+from tests.e2e.conftest import ClusterFactory, running_cluster
 from tests.e2e.processes import Plane
 
 HEARTBEAT_MS = 300
@@ -262,3 +262,23 @@ def test_a_second_control_plane_streams_what_either_one_stored(
             opener.close_all()
     finally:
         second.stop()
+
+
+def test_a_run_this_control_plane_stores_is_streamed_without_waiting_for_the_poll(
+    cluster_factory: ClusterFactory,
+) -> None:
+    """With a poll (and heartbeats) of ten minutes, only the ingester's nudge brings the events in time."""
+    slow_poll = cluster_factory(
+        settings={"FFAAS_STREAM_POLL_MS": "600000", "FFAAS_STREAM_HEARTBEAT_MS": "600000"}
+    )
+    processor = slow_poll.create_processor(OK, name="nudged")
+    timeout = httpx.Timeout(10.0, read=READ_TIMEOUT_S)
+    headers = {"authorization": f"Bearer {slow_poll.admin_token}"}
+    with httpx.Client(timeout=timeout, headers=headers) as client:
+        opener = Opener(client, slow_poll.admin_url)
+        try:
+            stream = opener({"processor_id": processor["id"]})
+            made = [run(slow_poll, processor["id"]) for _ in range(3)]
+            assert [e.data["id"] for e in stream.events(3)] == made
+        finally:
+            opener.close_all()
