@@ -37,25 +37,11 @@ from control_plane.storage import conversations as store
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage import processors as processor_store
 from control_plane.storage.database import Database
+from shared.conversations import RunOutcome
 
 PAGE_SIZE = 50
-# The run outcomes (shared/conversations.py) offered by the outcome filter.
-OUTCOMES = (
-    "completed",
-    "timed_out",
-    "trapped",
-    "exited_nonzero",
-    "out_of_memory",
-    "output_limit",
-    "invalid_response",
-    "request_too_large",
-    "unusable_module",
-    "threw",
-    "engine_failed",
-    "overloaded",
-    "loop_detected",
-    "error",
-)
+# The outcome filter offers every outcome a run can have.
+OUTCOMES = tuple(outcome.value for outcome in RunOutcome)
 
 
 async def names(db: Database) -> dict[str, str]:

@@ -9,7 +9,8 @@
   `data:application/octet-stream;base64,` body is binary, shown by size and a hex
   preview; a cut body says so with its full size. Nothing here escapes anything: the
   templates autoescape every string, whatever a guest put in it.
-- Limits hit: what the outcome names, plus every cut body and log.
+- Limits hit: what the outcome names, audit items the data plane left out, every cut body
+  and log.
 """
 
 from __future__ import annotations
@@ -22,17 +23,16 @@ from datetime import datetime
 from typing import Any
 
 from control_plane.storage.conversations import Conversation, StoredItem
+from shared.conversations import RunOutcome
 
 BINARY_PREFIX = "data:application/octet-stream;base64,"
 HEX_PREVIEW_BYTES = 256
 LOG_CUT_MARK = "(FFAAS_MAX_LOG_BYTES)"
-OUTCOME_LIMITS = {
-    "timed_out": "run time limit (FFAAS_RUN_TIMEOUT_MS)",
-    "out_of_memory": "memory limit (FFAAS_MAX_MEMORY_BYTES)",
-    "output_limit": "response size limit (FFAAS_MAX_RESPONSE_BYTES)",
-    "request_too_large": "request body limit (FFAAS_MAX_REQUEST_BYTES)",
-    "overloaded": "a full queue (503)",
-    "loop_detected": "hop limit (508)",
+OUTCOME_LIMITS: dict[str, str] = {
+    RunOutcome.TIMED_OUT: "run time limit (FFAAS_RUN_TIMEOUT_MS)",
+    RunOutcome.OUT_OF_MEMORY: "memory limit (FFAAS_MAX_MEMORY_BYTES)",
+    RunOutcome.OUTPUT_LIMIT: "response size limit (FFAAS_MAX_RESPONSE_BYTES)",
+    RunOutcome.REQUEST_TOO_LARGE: "request body limit (FFAAS_MAX_REQUEST_BYTES)",
 }
 
 
@@ -91,6 +91,10 @@ def build_timeline(conversation: Conversation, items: list[StoredItem]) -> Timel
     incoming = next((item for item in items if item.kind == "request" and item.inc == 0), None)
     entries: list[Entry] = []
     limits = [OUTCOME_LIMITS[conversation.outcome]] if conversation.outcome in OUTCOME_LIMITS else []
+    if conversation.audit_items_dropped:
+        limits.append(
+            f"{conversation.audit_items_dropped} audit items left out of the record (FFAAS_MAX_AUDIT_ITEMS)"
+        )
     for item in items:
         at = _offset_ms(start, item.created_at)
         if item.kind == "log":

@@ -1,4 +1,4 @@
-"""Storage order: each stored conversation gets the next `seq`, never reused; migration 7 numbers old rows."""
+"""Storage order: each stored conversation gets the next `seq`, never reused; migration 8 numbers old rows."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from control_plane.storage.database import MIGRATIONS, open_database
 from shared.timestamps import utc_now
 from tests.control_plane.conversation_records import endpoint_record
 
-SEQ_MIGRATION = 7
+SEQ_MIGRATION = 8
 COLUMNS = (
     "id, created_at, finished_at, duration_ms, outcome, status, error, error_detail, endpoint_id, "
-    "deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, replay_mode, ingested_at"
+    "deploy_id, module_hash, request_processor_id, processor_version_id, replay_of, replay_mode, "
+    "audit_items_dropped, ingested_at"
 )
 
 

@@ -153,6 +153,8 @@ def test_the_token_stays_out_of_the_settings_repr() -> None:
 
     assert "do-not-print-me" not in repr(settings)
     assert "do-not-print-me" not in str(settings)
+
+
 def test_the_stream_and_console_settings_are_read() -> None:
     settings = Settings.from_environ(
         {
