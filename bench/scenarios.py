@@ -19,8 +19,8 @@ from bench.measure import measure_throughput
 from bench.processors import PROCESSORS, measure_processors
 from bench.replay import REPLAY, measure_replay
 from bench.results import Results, ThroughputRow
-from bench.system import System
 from bench.stream import STREAM, stream_latency
+from bench.system import System
 from bench.wrk import wrk_missing
 
 __all__ = [
