@@ -84,7 +84,14 @@ def create_app(settings: Settings) -> Starlette:
                 db, poll_ms=settings.stream_poll_ms, max_clients=settings.stream_max_clients
             )
             ingester = Ingester(
-                db, redis, keys, claim_idle_ms=settings.ingest_claim_idle_ms, on_stored=feed.nudge
+                db,
+                redis,
+                keys,
+                consumer=settings.consumer_name,
+                claim_idle_ms=settings.ingest_claim_idle_ms,
+                max_stream_bytes=settings.conversation_stream_max_bytes,
+                dead_letter_max_length=settings.dead_letter_max_length,
+                on_stored=feed.nudge,
             )
             retention = Retention(
                 db,

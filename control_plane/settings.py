@@ -20,7 +20,10 @@ naming it.
 | FFAAS_CONVERSATION_RETENTION_HOURS | 168 (7 days); 0 keeps conversations forever       |
 | FFAAS_MAX_CONVERSATIONS            | 1000000; 0 means no limit                         |
 | FFAAS_RETENTION_INTERVAL_S         | 60 (retention also runs once at start)            |
+| FFAAS_CONTROL_PLANE_ID             | <hostname>:<FFAAS_CONTROL_PLANE_PORT>             |
 | FFAAS_INGEST_CLAIM_IDLE_MS         | 30000 (take over entries a crashed consumer left) |
+| FFAAS_CONVERSATION_STREAM_MAX_BYTES| 1073741824 (1 GiB; then the oldest entries go)    |
+| FFAAS_DEAD_LETTER_MAX_LENGTH       | 100000 (parked unreadable stream entries)         |
 | FFAAS_MAX_PROCESSOR_CODE_BYTES     | 1048576 (1 MiB of UTF-8 processor code)           |
 | FFAAS_ESBUILD_PATH                 | <repository>/node_modules/.bin/esbuild            |
 | FFAAS_TRANSPILE_TIMEOUT_MS         | 10000 (one esbuild run at save time)              |
@@ -42,6 +45,7 @@ naming it.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +75,12 @@ class Settings:
     conversation_retention_hours: int = 168
     max_conversations: int = 1_000_000
     retention_interval_s: int = 60
+    control_plane_id: str = ""
+    """This control plane's consumer name on the conversation stream; must survive a restart.
+    Empty: `<hostname>:<port>` (see `consumer_name`)."""
     ingest_claim_idle_ms: int = 30_000
+    conversation_stream_max_bytes: int = 1 << 30
+    dead_letter_max_length: int = 100_000
     max_processor_code_bytes: int = 1024 * 1024
     esbuild_path: Path = DEFAULT_ESBUILD_PATH
     transpile_timeout_ms: int = 10_000
@@ -104,6 +113,10 @@ class Settings:
     def admin_api_exposed(self) -> bool:
         """The admin API listens beyond this machine with no token (only with FFAAS_ALLOW_INSECURE_ADMIN)."""
         return not self.admin_token and not is_loopback_host(self.host)
+
+    @property
+    def consumer_name(self) -> str:
+        return self.control_plane_id or f"{socket.gethostname()}:{self.port}"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -141,8 +154,15 @@ class Settings:
             retention_interval_s=env_int(
                 environ, "FFAAS_RETENTION_INTERVAL_S", cls.retention_interval_s, minimum=1
             ),
+            control_plane_id=env_str(environ, "FFAAS_CONTROL_PLANE_ID", cls.control_plane_id),
             ingest_claim_idle_ms=env_int(
                 environ, "FFAAS_INGEST_CLAIM_IDLE_MS", cls.ingest_claim_idle_ms, minimum=1
+            ),
+            conversation_stream_max_bytes=env_int(
+                environ, "FFAAS_CONVERSATION_STREAM_MAX_BYTES", cls.conversation_stream_max_bytes, minimum=1
+            ),
+            dead_letter_max_length=env_int(
+                environ, "FFAAS_DEAD_LETTER_MAX_LENGTH", cls.dead_letter_max_length, minimum=1
             ),
             max_processor_code_bytes=env_int(
                 environ, "FFAAS_MAX_PROCESSOR_CODE_BYTES", cls.max_processor_code_bytes, minimum=1

@@ -11,6 +11,10 @@ is cut, and the payload then says so (`body_truncated`, `body_bytes`).
 
 How a run ended is one of `RunOutcome`, the complete list (its wire value is the
 member's string); README's outcome table is `outcome_table()`, held equal by a test.
+
+A record travels as a versioned msgpack map (`shared.wire`): a reader ignores fields
+it does not know, and `unpack` raises `UnreadableRecord` (a `ValueError`) for a record
+it cannot read.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import msgpack
-
+from shared import wire
 from shared.timestamps import utc_now
 
 STREAM_FIELD = b"r"
@@ -135,20 +138,11 @@ class ConversationRecord:
     incoming request and the final response are always kept)."""
 
     def pack(self) -> bytes:
-        # vars() instead of dataclasses.asdict(): asdict deep-copies, ~40 µs per record.
-        fields = {**vars(self), "items": [vars(item) for item in self.items]}
-        for name in OPTIONAL_RECORD_FIELDS:  # absent when unset: older readers never see them
-            if fields[name] is None:
-                del fields[name]
-        if not self.audit_items_dropped:
-            del fields["audit_items_dropped"]  # the common case stays readable by older planes
-        return msgpack.packb(fields)
+        return wire.pack(self, omit_if_default=(*OPTIONAL_RECORD_FIELDS, "audit_items_dropped"))
 
     @classmethod
     def unpack(cls, data: bytes) -> ConversationRecord:
-        fields = msgpack.unpackb(data)
-        items = [AuditItem(**item) for item in fields.pop("items")]
-        return cls(**fields, items=items)
+        return wire.unpack(data, cls)
 
 
 def new_id() -> str:

@@ -4,14 +4,15 @@ An `EndpointRoute` in the `Keys.routes` hash is the authoritative state of one
 endpoint, a `ProcessorRoute` in `Keys.processors` that of one processor; a
 `RouteEvent` only tells data planes which one to re-read, so events that arrive
 late, twice or out of order can never install stale state.  All travel as
-msgpack maps.
+versioned msgpack maps (`shared.wire`): unknown fields are ignored, and a record that
+cannot be read raises `UnreadableRecord`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import msgpack
+from shared import wire
 
 
 @dataclass(frozen=True)
@@ -22,17 +23,11 @@ class EndpointRoute:
     env: dict[str, str] = field(default_factory=dict)
 
     def pack(self) -> bytes:
-        return msgpack.packb(asdict(self))
+        return wire.pack(self)
 
     @classmethod
     def unpack(cls, data: bytes) -> EndpointRoute:
-        fields = msgpack.unpackb(data)
-        return cls(
-            endpoint_id=fields["endpoint_id"],
-            deploy_id=fields["deploy_id"],
-            module_hash=fields["module_hash"],
-            env=dict(fields.get("env") or {}),
-        )
+        return wire.unpack(data, cls)
 
 
 @dataclass(frozen=True)
@@ -52,16 +47,11 @@ class ProcessorRoute:
     written before versions existed has none, and readers ignore fields they do not know."""
 
     def pack(self) -> bytes:
-        return msgpack.packb(asdict(self))
+        return wire.pack(self)
 
     @classmethod
     def unpack(cls, data: bytes) -> ProcessorRoute:
-        fields = msgpack.unpackb(data)
-        known = {name: value for name, value in fields.items() if name in _PROCESSOR_ROUTE_FIELDS}
-        return cls(**known)
-
-
-_PROCESSOR_ROUTE_FIELDS = frozenset(ProcessorRoute.__dataclass_fields__)
+        return wire.unpack(data, cls)
 
 
 @dataclass(frozen=True)
@@ -75,13 +65,8 @@ class RouteEvent:
     processor_id: str = ""
 
     def pack(self) -> bytes:
-        return msgpack.packb(asdict(self))
+        return wire.pack(self)
 
     @classmethod
     def unpack(cls, data: bytes) -> RouteEvent:
-        fields = msgpack.unpackb(data)
-        return cls(
-            event_id=fields["event_id"],
-            endpoint_id=fields.get("endpoint_id", ""),
-            processor_id=fields.get("processor_id", ""),
-        )
+        return wire.unpack(data, cls)

@@ -42,7 +42,8 @@ class Keys:
 
     @property
     def conversations(self) -> str:
-        """Stream: one entry per run, field `r` = packed `ConversationRecord`. Bounded (MAXLEN ~)."""
+        """Stream: one entry per run, field `r` = packed `ConversationRecord`. The control plane trims
+        what it has stored; the data planes bound it too (MAXLEN ~)."""
         return f"{self.prefix}:conversations"
 
     def held_conversation(self, conversation_id: str) -> str:
@@ -51,6 +52,13 @@ class Keys:
         before the record is written; deleted with that write; expires (a plane that never comes
         back must not hold the id forever)."""
         return f"{self.prefix}:held:{conversation_id}"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream: entries of `conversations` that could not be read, parked instead of dropped.
+        Fields: `source` (the stream), `source_id` (the entry's id there), `reason`, `parked_at`,
+        `entry` (the entry's fields as a msgpack map). Bounded (MAXLEN ~)."""
+        return f"{self.prefix}:dead-letters"
 
     @property
     def ingest_group(self) -> str:

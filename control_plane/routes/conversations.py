@@ -16,7 +16,9 @@ Shapes (the fh-http seed's RequestConversation and AuditItem, plus FFAAS fields)
 
 No race with the run: the data plane adds a conversation to the stream (or to its durable
 outbox) before it answers, so an id not yet in SQLite makes the ingester catch up with the
-stream before the route answers 404.  An id a data plane still holds in its outbox after a
+stream (entries unread, or pending at any control plane, dead ones included) before the
+route answers 404; if that cannot be done now (Redis unavailable, the database failing), 503
+with `Retry-After` says why.  An id a data plane still holds in its outbox after a
 Redis outage (`Keys.held_conversation`, checked before catching up: the data plane deletes
 that key only after the record is on the stream) is answered 503 with `Retry-After`, saying
 it is on its way; so is any unknown id while Redis cannot be reached.
@@ -35,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from control_plane.ingest import CatchUpFailed
 from control_plane.state import Services, services
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
@@ -162,11 +165,11 @@ async def find_conversation(
         try:
             holder = await found.redis.get(found.keys.held_conversation(conversation_id))
             await found.ingester.catch_up()
-        except (RedisError, OSError) as exc:
-            log.warning("catching up with the conversation stream failed: %r", exc)
+        except (CatchUpFailed, RedisError, OSError) as exc:
+            log.warning("catching up with the conversation stream failed: %s", exc)
             raise Unavailable(
-                f"conversation {conversation_id} is not stored yet and the conversation stream "
-                "could not be read: Redis unavailable (FFAAS_REDIS_URL); retry later",
+                f"conversation {conversation_id} is not stored yet and cannot be looked for now: "
+                f"{_why_not(exc)}; retry later",
                 headers={"Retry-After": RETRY_AFTER_S},
             ) from exc
         stored = await store.get_conversation(found.db, conversation_id)
@@ -180,6 +183,12 @@ async def find_conversation(
     if stored is None:
         raise NotFound(f"conversation {conversation_id} not found")
     return stored
+
+
+def _why_not(exc: Exception) -> str:
+    if isinstance(exc, CatchUpFailed):
+        return str(exc)
+    return "the conversation stream cannot be read: Redis unavailable (FFAAS_REDIS_URL)"
 
 
 def _is_uuid(value: str) -> bool:

@@ -1,13 +1,18 @@
-"""GET /status: the control plane is up; says whether Redis answers, without failing if not, and how
-many batch replays are running and how many of their runs are on a data plane now.
+"""GET /status: the control plane is up; what Redis and the conversation ingest are doing.
 
-Also how many live streams (GET /conversation/stream and the console's) are connected, and
-their bound (FFAAS_STREAM_MAX_CLIENTS).
+`{"status": "ok", "service": "control-plane", "redis": "ok" | "unavailable",
+"conversation_stream": {length, bytes, pending, unread, dead_letters} | null,
+"redis_used_memory": <bytes> | null, "ingest": {consumer, stored, duplicates, parked, ...}}`.
+Redis is asked once (one pipeline), bounded by a timeout: a hung Redis must not hang the
+health check, and an unavailable one does not fail it. Also how many batch replays are running
+and how many of their runs are on a data plane now, and how many live streams (GET
+/conversation/stream and the console's) are connected, and their bound (FFAAS_STREAM_MAX_CLIENTS).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -16,19 +21,20 @@ from starlette.routing import Route
 
 from control_plane.state import services
 
-STATUS_PING_TIMEOUT_S = 1.0
+STATUS_REDIS_TIMEOUT_S = 1.0
 
 
 async def get_status(request: Request) -> JSONResponse:
+    found = services(request)
+    stream: dict[str, Any] = {"conversation_stream": None, "redis_used_memory": None}
     try:
-        # Bounded: a hung Redis must not hang the health check.
-        async with asyncio.timeout(STATUS_PING_TIMEOUT_S):
-            await services(request).redis.ping()
+        async with asyncio.timeout(STATUS_REDIS_TIMEOUT_S):
+            stream = await found.ingester.stream.status()
         redis = "ok"
     except (RedisError, OSError, TimeoutError):
         redis = "unavailable"
-    batches = services(request).replay_batches
-    feed = services(request).feed
+    batches = found.replay_batches
+    feed = found.feed
     return JSONResponse(
         {
             "status": "ok",
@@ -38,6 +44,8 @@ async def get_status(request: Request) -> JSONResponse:
             "replay_runs_in_flight": batches.runs_in_flight,
             "stream_clients": feed.clients,
             "stream_max_clients": feed.max_clients,
+            **stream,
+            "ingest": found.ingester.counters(),
         }
     )
 

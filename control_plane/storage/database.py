@@ -7,12 +7,16 @@ Invariants:
   the previous version intact.
 - Every read and every transaction holds `Database`'s lock: the connection is shared
   by all requests, and a reader must never see another request's uncommitted writes.
+- A transaction that fails, in a statement or in its COMMIT (a full disk, a deferred
+  constraint), leaves the connection outside any transaction: the next write starts
+  afresh, with no restart. The error that made it fail is the one raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -196,15 +200,24 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Commit everything done inside the block, or nothing if it raises."""
+        """Commit everything done inside the block, or nothing if the block or the COMMIT raises."""
         async with self._lock:
             await self._connection.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
+                await self._connection.execute("COMMIT")
             except BaseException:
-                await self._connection.execute("ROLLBACK")
+                await self._roll_back()
                 raise
-            await self._connection.execute("COMMIT")
+
+    async def _roll_back(self) -> None:
+        """End the failed transaction, if SQLite has not already (it does for a full disk)."""
+        if not self._connection.in_transaction:
+            return
+        try:
+            await self._connection.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("ROLLBACK of a failed transaction failed too: %r", exc)
 
     async def close(self) -> None:
         await self._connection.close()

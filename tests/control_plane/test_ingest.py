@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import pytest
 import redis
 from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
-from shared.conversations import STREAM_FIELD
+from shared.conversations import STREAM_FIELD, ConversationRecord
 from shared.keys import Keys
 from tests.conftest import RedisServer
 from tests.control_plane.conversation_records import (
@@ -64,11 +66,10 @@ def test_a_get_right_after_the_xadd_returns_the_complete_conversation(
         assert response.json() == expected_conversation(record)
 
 
-def test_catch_up_alone_stores_what_the_stopped_loop_never_read(
+def test_catch_up_alone_stores_what_the_stopped_reader_never_read(
     client: TestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    ingester = services_of(client).ingester
-    call_in_app(client, ingester.stop)
+    call_in_app(client, services_of(client).ingester.stop_reading)
     for _ in range(20):
         record = endpoint_record()
         publish(redis_client, keys, record)
@@ -107,19 +108,22 @@ def test_entries_a_crashed_consumer_left_pending_are_reclaimed(
     assert pending_count(redis_client, keys) == 1  # delivered to a consumer that will never ack
 
     with TestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
-        eventually(lambda: client.get(f"/conversation/{record.id}").status_code == 200)
+        # No GET: only the background take-over can store it.
+        eventually(lambda: services_of(client).ingester.stats.stored == 1)
 
+        assert services_of(client).ingester.upkeep.stats.claimed == 1
         assert client.get(f"/conversation/{record.id}").json() == expected_conversation(record)
         assert pending_count(redis_client, keys) == 0
 
 
-def test_a_malformed_entry_is_acked_and_skipped(
+def test_an_unreadable_entry_is_parked_with_its_reason_and_ingest_goes_on(
     client: TestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     bad_status = replace(endpoint_record(), status="200")  # type: ignore[arg-type]
-    redis_client.xadd(keys.conversations, {STREAM_FIELD: b"\xc1 not msgpack"})
-    redis_client.xadd(keys.conversations, {b"other": b"field"})
-    publish(redis_client, keys, bad_status)
+    not_msgpack = redis_client.xadd(keys.conversations, {STREAM_FIELD: b"\xc1 not msgpack"})
+    no_record = redis_client.xadd(keys.conversations, {b"other": b"field"})
+    mistyped = publish(redis_client, keys, bad_status)
+    newer = redis_client.xadd(keys.conversations, {STREAM_FIELD: packed_fields(endpoint_record(), v=2)})
     good = endpoint_record()
     publish(redis_client, keys, good)
 
@@ -127,8 +131,47 @@ def test_a_malformed_entry_is_acked_and_skipped(
 
     assert response.json() == expected_conversation(good)
     assert client.get(f"/conversation/{bad_status.id}").status_code == 404
-    assert services_of(client).ingester.stats.malformed == 3
+    letters = {fields[b"source_id"]: fields for _, fields in redis_client.xrange(keys.dead_letters)}
+    assert set(letters) == {not_msgpack, no_record, mistyped, newer}
+    assert b"MessagePack data is malformed" in letters[not_msgpack][b"reason"]
+    assert letters[no_record][b"reason"] == b"the entry has no field 'r'"
+    assert b"Expected `int`, got `str` - at `$.status`" in letters[mistyped][b"reason"]
+    assert b"layout v2, newer than this plane reads (v1)" in letters[newer][b"reason"]
+    assert msgpack.unpackb(letters[no_record][b"entry"]) == {b"other": b"field"}
+    assert msgpack.unpackb(letters[mistyped][b"entry"]) == {STREAM_FIELD: bad_status.pack()}
+    assert {fields[b"source"] for fields in letters.values()} == {keys.conversations.encode()}
+    assert services_of(client).ingester.stats.parked == 4
     assert pending_count(redis_client, keys) == 0
+    status = client.get("/status").json()
+    assert status["conversation_stream"]["dead_letters"] == 4
+    assert status["ingest"]["parked"] == 4
+
+
+def test_a_record_with_fields_this_plane_does_not_know_is_stored(
+    client: TestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
+    """A newer data plane may add fields to the record and to its items: they are ignored."""
+    record = processor_record()
+    newer = packed_fields(record, plane_region="eu-west", items_extra={"sequence": 7})
+    redis_client.xadd(keys.conversations, {STREAM_FIELD: newer})
+
+    response = client.get(f"/conversation/{record.id}")
+
+    assert response.status_code == 200
+    assert response.json() == expected_conversation(record)
+    assert services_of(client).ingester.stats.parked == 0
+
+
+def packed_fields(
+    record: ConversationRecord, items_extra: dict[str, Any] | None = None, **extra: Any
+) -> bytes:
+    """The record as a plane would pack it with `extra` fields (and `items_extra` in every item)."""
+    fields = msgpack.unpackb(record.pack())
+    fields.update(extra)
+    for item in fields["items"]:
+        item.update(items_extra or {})
+    packed: bytes = msgpack.packb(fields)
+    return packed
 
 
 @pytest.fixture
