@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
         )
         app.state.redis = redis
         app.state.recorder = recorder
+        app.state.sync = sync
         try:
             yield
         finally:
@@ -160,6 +161,9 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "conversation_outbox_dropped": outbox.dropped,
                 "replays_running": replays.runner.running if replays.runner else 0,
                 "replays_finished": replays.runner.finished if replays.runner else 0,
+                "route_sync": request.app.state.sync.health.state,
+                "route_sync_last_error": request.app.state.sync.health.last_error,
+                "route_sync_errors": request.app.state.sync.health.errors,
             }
         )
 

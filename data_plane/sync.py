@@ -8,11 +8,19 @@ Invariants:
 - Before the data plane serves, `start` has installed every route in Redis,
   compiling each module or loading it from the disk cache, and is subscribed to
   route events (so the control plane counts it, and waits for it, from then on).
-- After every (re)subscription the whole hash is read again, so events missed
-  while disconnected, or published before this plane started, are never lost.
+- After every (re)connection of the event subscription the whole hash is read
+  again, so events missed while disconnected, or published before this plane
+  started, are never lost. That includes the reconnections redis-py makes by
+  itself inside a read (Redis killed and restarted within its retries): a
+  connect callback on the subscription's connection catches those, and logs them.
 - Events are applied one at a time in arrival order, and each is acknowledged
   (`Keys.acks`) only once the new state is being served.  A route whose module
-  cannot be prepared keeps serving its previous deploy.
+  cannot be prepared, or whose record cannot be read, keeps serving its previous
+  deploy.
+- The follower never dies: an event it cannot handle is logged and followed by a
+  full re-read; a lost connection by a new subscription (and a full re-read) after a
+  bounded backoff. `health` says what it is doing ("ok", "resyncing", or
+  "failing: <why>") and keeps the last error, for `/status`.
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import wasmtime
@@ -31,13 +42,31 @@ from data_plane.runtime.module_cache import ModuleCache
 from shared.content_hash import content_hash
 from shared.events import EndpointRoute, ProcessorRoute, RouteEvent
 from shared.keys import Keys
+from shared.timestamps import utc_now
 
 log = logging.getLogger("ffaas.sync")
 
+R = TypeVar("R")
+P = TypeVar("P")
 ACK_TTL_S = 60
 RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 POLL_S = 0.1
 STOP_GRACE_S = 2.0
+
+
+@dataclass
+class SyncHealth:
+    """The route follower as `/status` shows it."""
+
+    state: str = "starting"
+    """"ok" (following events), "resyncing" (a full re-read is running) or "failing: <why>"."""
+    last_error: str | None = None
+    """When and what, for the last thing that went wrong (an unreadable record, a lost connection)."""
+    errors: int = 0
+
+    def failed(self, what: str) -> None:
+        self.errors += 1
+        self.last_error = f"{utc_now()} {what}"
 
 
 class _NeedsBytes(Exception):
@@ -62,11 +91,15 @@ class RouteSync:
         self._stopping = asyncio.Event()
         self._following = asyncio.Event()
         """Set once subscribed to route events and synced after subscribing."""
+        self._resync = asyncio.Event()
+        """Set when a full re-read is due: at every (re)connection of the subscription, after an error."""
+        self.health = SyncHealth()
         self._sources: dict[str, str] = {}
         """Processor JavaScript by code hash (small; kept for the life of the process)."""
 
     async def start(self) -> None:
         await self._full_sync()
+        self.health.state = "ok"
         self._task = asyncio.create_task(self._follow(), name="ffaas-route-sync")
         # Serving before the subscription exists would let a deploy be acknowledged to the control
         # plane without this plane (not yet a subscriber), while it still serves the previous one.
@@ -89,21 +122,51 @@ class RouteSync:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._keys.events)
-                await self._full_sync()
-                self._following.set()
-                attempt = 0
+                assert pubsub.connection is not None  # subscribe connected it
+                pubsub.connection.register_connect_callback(self._reconnected)
+                self._resync.set()  # events published while this plane was not subscribed are lost
                 while not self._stopping.is_set():
+                    if self._resync.is_set():
+                        self._resync.clear()
+                        self.health.state = "resyncing"
+                        await self._full_sync()
+                        self.health.state = "ok"
+                        self._following.set()
+                        attempt = 0
                     message = await pubsub.get_message(timeout=POLL_S)
                     if message is not None:
-                        await self._apply(RouteEvent.unpack(message["data"]))
-            except (RedisError, OSError) as exc:
+                        await self._apply_or_resync(message["data"])
+            except Exception as exc:
                 delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
                 attempt += 1
-                log.warning("route sync lost Redis (%s); resubscribing in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
+                self.health.state = f"failing: {exc!r}"
+                self.health.failed(f"route sync: {exc!r}")
+                log.warning(
+                    "route sync failed (%r); subscribing and re-reading every route in %.2fs", exc, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
             finally:
+                if pubsub.connection is not None:
+                    pubsub.connection.deregister_connect_callback(self._reconnected)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
+
+    def _reconnected(self, connection: Any) -> None:
+        """redis-py reconnected the subscription by itself (and subscribed again): re-read everything."""
+        log.warning("route sync: the connection to Redis was re-established; re-reading every route")
+        self._resync.set()
+
+    async def _apply_or_resync(self, data: bytes) -> None:
+        """Apply one event; if that fails for any reason but the connection, log it and re-read everything."""
+        try:
+            await self._apply(RouteEvent.unpack(data))
+        except (RedisError, OSError):
+            raise
+        except Exception as exc:
+            self.health.failed(f"route event {data[:200]!r}: {exc!r}")
+            log.warning("route sync cannot apply event %r (%r); re-reading every route", data[:200], exc)
+            self._resync.set()
 
     async def _apply(self, event: RouteEvent) -> None:
         if event.endpoint_id == "*":
@@ -131,27 +194,48 @@ class RouteSync:
             await pipe.execute()
 
     async def _full_sync(self) -> None:
+        """Install every route and processor in Redis; one that cannot be read or prepared keeps
+        its previous version (and is noted in `health`). Only Redis errors end it early."""
         snapshot = await self._redis.hgetall(self._keys.routes)
         endpoints: dict[str, PreparedEndpoint] = {}
-        for packed in snapshot.values():
-            route = EndpointRoute.unpack(_raw(packed))
-            prepared = await self._prepare(route)
-            if prepared is None:
-                prepared = self._registry.endpoint(route.endpoint_id)
+        for key, packed in snapshot.items():
+            endpoint_id = _raw(key).decode()
+            prepared = await self._prepared_or_none(
+                f"endpoint {endpoint_id}", self._prepare, EndpointRoute.unpack, packed
+            )
+            prepared = prepared or self._registry.endpoint(endpoint_id)
             if prepared is not None:
-                endpoints[route.endpoint_id] = prepared
+                endpoints[endpoint_id] = prepared
         self._registry.replace_all(endpoints)
         self._cache.evict_except(self._registry.module_hashes())
         processors: dict[str, PreparedProcessor] = {}
-        for packed in (await self._redis.hgetall(self._keys.processors)).values():
-            processor_route = ProcessorRoute.unpack(_raw(packed))
-            prepared_processor = await self._prepare_processor(processor_route) or self._registry.processor(
-                processor_route.processor_id
+        for key, packed in (await self._redis.hgetall(self._keys.processors)).items():
+            processor_id = _raw(key).decode()
+            prepared_processor = await self._prepared_or_none(
+                f"processor {processor_id}", self._prepare_processor, ProcessorRoute.unpack, packed
             )
+            prepared_processor = prepared_processor or self._registry.processor(processor_id)
             if prepared_processor is not None:
-                processors[processor_route.processor_id] = prepared_processor
+                processors[processor_id] = prepared_processor
         self._registry.replace_processors(processors)
         log.info("route sync: %d endpoints and %d processors installed", len(endpoints), len(processors))
+
+    async def _prepared_or_none(
+        self,
+        what: str,
+        prepare: Callable[[R], Awaitable[P | None]],
+        unpack: Callable[[bytes], R],
+        packed: bytes | str,
+    ) -> P | None:
+        """`prepare(unpack(packed))`, or None (logged, noted in `health`) if anything but Redis fails."""
+        try:
+            return await prepare(unpack(_raw(packed)))
+        except (RedisError, OSError):
+            raise
+        except Exception as exc:
+            self.health.failed(f"{what}: {exc}")
+            log.error("route sync: %s keeps its previous version: %s", what, exc)
+            return None
 
     async def _prepare_processor(self, route: ProcessorRoute) -> PreparedProcessor | None:
         """The processor ready to run; None (keep the previous version) when its code is not in Redis."""

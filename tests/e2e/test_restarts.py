@@ -115,6 +115,35 @@ def test_first_deploy_after_a_redis_restart_is_published(
     assert_answers(cluster, plane, endpoint_id, "version 2")
 
 
+def test_data_plane_rereads_its_routes_after_redis_is_killed_and_restarted(
+    own_redis: RedisServer, cluster_factory: ClusterFactory
+) -> None:
+    """SIGKILL, unlike SIGTERM, lets redis-py reconnect within its retries without raising: the
+    data plane must still notice, log it, and re-read every route it may have missed."""
+    cluster = cluster_factory(redis=own_redis, settings={"FFAAS_DEPLOY_ACK_TIMEOUT_MS": "300"})
+    plane = cluster.data_planes[0]
+    endpoint_id = cluster.new_deployed_endpoint("survivor", version(1))
+    assert_answers(cluster, plane, endpoint_id, "version 1")
+
+    plane.freeze()  # it keeps its connections, and cannot reconnect before the change below
+    kill(own_redis)
+    own_redis.start()  # same port; appendonly, so the routes come back
+    deploy_until_published(cluster, endpoint_id, version(2))  # its event reaches no data plane
+    plane.thaw()
+
+    wait_until_answers(cluster, plane, endpoint_id, "version 2")
+    assert "the connection to Redis was re-established; re-reading every route" in plane.log_tail(200)
+    assert plane.status()["route_sync"] == "ok"
+
+
+def kill(redis: RedisServer) -> None:
+    """SIGKILL redis-server: no shutdown, the kernel closes its sockets."""
+    assert redis.process is not None
+    redis.process.kill()
+    redis.process.wait()
+    redis.process = None
+
+
 def deploy_until_published(cluster: Cluster, endpoint_id: str, wasm: bytes) -> None:
     deadline = time.monotonic() + RECONNECT_TIMEOUT_S
     while True:
