@@ -13,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
-
-from control_plane.ingest import Ingester
+from control_plane.ingest import CatchUpFailed, Ingester
 from control_plane.replay_client import DataPlaneClient
 from control_plane.replay_diff import Run, conversation_diff
 from control_plane.replay_source import processor_entry, recorded_run
@@ -68,10 +66,9 @@ class Replayer:
         if stored is None:
             try:
                 await self._ingester.catch_up()
-            except (RedisError, OSError) as exc:
+            except CatchUpFailed as exc:
                 raise Unavailable(
-                    f"the replay ran as conversation {conversation_id}, but the conversation stream could "
-                    "not be read: Redis unavailable (FFAAS_REDIS_URL)"
+                    f"the replay ran as conversation {conversation_id}, which cannot be read now: {exc}"
                 ) from exc
             stored = await store.get_conversation(self._db, conversation_id)
         if stored is None:
