@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from control_plane.conversation_stream import ConversationStream, Entry
+from shared.timestamps import utc_now
 
 log = logging.getLogger("ffaas.control_plane.stream_upkeep")
 
@@ -77,7 +78,7 @@ class StreamUpkeep:
                     next_claim = time.monotonic() + self._claim_period_s
                 await self.trim()
             except Exception as exc:
-                self.stats.last_error = f"stream upkeep: {exc!r}"
+                self.stats.last_error = f"{utc_now()} stream upkeep: {exc!r}"
                 log.warning("conversation stream upkeep failed (retrying): %r", exc)
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(UPKEEP_INTERVAL_S, self._claim_period_s))

@@ -92,7 +92,8 @@ async def test_a_failed_commit_rolls_back_and_the_next_write_works(db: Database)
 
     async with db.transaction() as connection:
         await connection.execute(
-            "INSERT INTO endpoints (id, name, created_at) VALUES ('e1', 'after', '2024-01-01T00:00:00.000000Z')"
+            "INSERT INTO endpoints (id, name, created_at) "
+            "VALUES ('e1', 'after', '2024-01-01T00:00:00.000000Z')"
         )
     async with db.reading() as connection, connection.execute("SELECT id FROM endpoints") as cursor:
         assert [row[0] for row in await cursor.fetchall()] == ["e1"]

@@ -94,7 +94,7 @@ def test_a_record_delivered_twice_is_stored_once(
     assert client.get(f"/conversation/{record.id}").json() == expected_conversation(record)
     listed = client.get("/conversation").json()["conversations"]
     assert [conversation["id"] for conversation in listed] == [record.id]
-    assert (ingester.stats.stored, ingester.stats.duplicates) == (1, 1)
+    assert (ingester.writer.stats.stored, ingester.writer.stats.duplicates) == (1, 1)
     assert pending_count(redis_client, keys) == 0
 
 
@@ -109,7 +109,7 @@ def test_entries_a_crashed_consumer_left_pending_are_reclaimed(
 
     with TestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
         # No GET: only the background take-over can store it.
-        eventually(lambda: services_of(client).ingester.stats.stored == 1)
+        eventually(lambda: services_of(client).ingester.writer.stats.stored == 1)
 
         assert services_of(client).ingester.upkeep.stats.claimed == 1
         assert client.get(f"/conversation/{record.id}").json() == expected_conversation(record)
@@ -140,7 +140,7 @@ def test_an_unreadable_entry_is_parked_with_its_reason_and_ingest_goes_on(
     assert msgpack.unpackb(letters[no_record][b"entry"]) == {b"other": b"field"}
     assert msgpack.unpackb(letters[mistyped][b"entry"]) == {STREAM_FIELD: bad_status.pack()}
     assert {fields[b"source"] for fields in letters.values()} == {keys.conversations.encode()}
-    assert services_of(client).ingester.stats.parked == 4
+    assert services_of(client).ingester.writer.stats.parked == 4
     assert pending_count(redis_client, keys) == 0
     status = client.get("/status").json()
     assert status["conversation_stream"]["dead_letters"] == 4
@@ -159,7 +159,7 @@ def test_a_record_with_fields_this_plane_does_not_know_is_stored(
 
     assert response.status_code == 200
     assert response.json() == expected_conversation(record)
-    assert services_of(client).ingester.stats.parked == 0
+    assert services_of(client).ingester.writer.stats.parked == 0
 
 
 def packed_fields(
@@ -194,7 +194,7 @@ def test_ingest_survives_a_redis_outage(settings: Settings, own_redis: RedisServ
             record = endpoint_record()
             publish(writer, keys, record)
 
-            eventually(lambda: services_of(client).ingester.stats.stored == 1)
+            eventually(lambda: services_of(client).ingester.writer.stats.stored == 1)
 
             assert unavailable.status_code == 503
             assert unavailable.json()["message"].startswith(f"conversation {missing.id} is not stored yet")

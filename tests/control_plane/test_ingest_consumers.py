@@ -81,7 +81,7 @@ def test_a_restarted_control_plane_takes_up_its_own_pending_entries_at_once(
 
     with TestClient(create_app(named)) as client:
         # No GET: only the reader, re-reading its own pending entries at start, can store them.
-        eventually(lambda: services_of(client).ingester.stats.stored == len(records))
+        eventually(lambda: services_of(client).ingester.writer.stats.stored == len(records))
 
         assert services_of(client).ingester.upkeep.stats.claimed == 0
         assert pending_count(redis_client, keys) == 0

@@ -76,7 +76,7 @@ def test_a_pending_entry_is_never_trimmed(settings: Settings, redis_client: redi
 
     with TestClient(create_app(settings)) as client:
         # This control plane stores the later two; the held one stays pending at the slow one.
-        eventually(lambda: services_of(client).ingester.stats.stored == 2)
+        eventually(lambda: services_of(client).ingester.writer.stats.stored == 2)
         eventually(lambda: stream_ids(redis_client, keys) == [held_id, *later])
 
         status = client.get("/status").json()["conversation_stream"]
