@@ -25,6 +25,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from control_plane.conversation_stream import ConversationStream, Entry
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
@@ -159,7 +161,7 @@ class BatchWriter:
             self.stats.last_error = f"{utc_now()} storing conversations: {exc!r}"
             log.warning("storing conversations failed (retrying): %r", exc)
             if not self.failure.done():
-                self.failure.set_result(f"{type(exc).__name__}: {exc}")
+                self.failure.set_result(_reason(exc))
             return False
         self.stats.stored += batch.added
         self.stats.duplicates += len(rows) - batch.added
@@ -181,6 +183,13 @@ class BatchWriter:
             log.info("storing conversations works again")
         batch.written.set_result(None)
         return True
+
+
+def _reason(exc: Exception) -> str:
+    """Why writing failed, as a reader of the conversation may be told."""
+    if isinstance(exc, RedisError | OSError):
+        return "Redis unavailable (FFAAS_REDIS_URL)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _decode(
