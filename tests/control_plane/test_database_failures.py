@@ -56,7 +56,7 @@ def test_a_full_database_answers_503_then_recovers_without_a_restart_and_loses_n
     assert refused.status_code == 503, refused.text
     assert refused.json()["message"] == (
         f"conversation {while_full[0].id} is not stored yet and cannot be looked for now: "
-        "storing conversations is failing: OperationalError: database or disk is full"
+        "storing conversations is failing: OperationalError: database or disk is full; retry later"
     )
     assert refused.headers["retry-after"] == "1"
     assert pending_count(redis_client, keys) == len(while_full)  # read, not acknowledged

@@ -59,7 +59,7 @@ def test_a_restarted_control_plane_stores_what_it_had_read_at_once(
 
     # No GET: only its reader, taking up its own pending entries at start, can store it.
     wait_until(lambda: stored(cluster.database_path, conversation_id), "the conversation to be stored")
-    assert pending(cluster) == {}
+    wait_until(lambda: pending(cluster) == {}, "its entry to be acknowledged (right after the commit)")
     assert control_plane.status()["ingest"]["consumer"] == "control-plane-a"
 
 
