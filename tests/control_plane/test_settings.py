@@ -50,6 +50,10 @@ def test_every_variable_is_read() -> None:
             "FFAAS_REPLAY_MAX_BATCHES": "5",
             "FFAAS_REPLAY_BATCH_MAX_RUNS": "200",
             "FFAAS_REPLAY_BATCHES_KEPT": "10",
+            "FFAAS_CONTROL_PLANE_ID": "cp-east-1",
+            "FFAAS_INGEST_CLAIM_IDLE_MS": "60000",
+            "FFAAS_CONVERSATION_STREAM_MAX_BYTES": "1_000_000",
+            "FFAAS_DEAD_LETTER_MAX_LENGTH": "500",
         }
     )
 
@@ -70,7 +74,12 @@ def test_every_variable_is_read() -> None:
         replay_max_batches=5,
         replay_batch_max_runs=200,
         replay_batches_kept=10,
+        control_plane_id="cp-east-1",
+        ingest_claim_idle_ms=60_000,
+        conversation_stream_max_bytes=1_000_000,
+        dead_letter_max_length=500,
     )
+    assert settings.consumer_name == "cp-east-1"
     assert settings.replay_url == "http://data-plane.internal:4000"
     assert settings.database_path == Path("/var/lib/ffaas/control_plane.sqlite3")
 
@@ -95,6 +104,9 @@ def test_public_url_defaults_to_the_data_plane_port() -> None:
         ("FFAAS_REPLAY_MAX_BATCHES", "many"),
         ("FFAAS_REPLAY_BATCH_MAX_RUNS", "-1"),
         ("FFAAS_REPLAY_BATCHES_KEPT", "0"),
+        ("FFAAS_CONVERSATION_STREAM_MAX_BYTES", "1GB"),
+        ("FFAAS_CONVERSATION_STREAM_MAX_BYTES", "0"),
+        ("FFAAS_DEAD_LETTER_MAX_LENGTH", "none"),
     ],
 )
 def test_a_malformed_variable_fails_naming_it(name: str, value: str) -> None:
