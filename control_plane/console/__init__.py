@@ -1,8 +1,9 @@
 """The web console at /ui/: server-rendered pages (Jinja2) over the control plane's storage.
 
 One module per page's routes (`endpoint_pages`, `processor_pages`, `conversation_pages`,
-`sign_in`, `test_requests`); `pages.py` renders and guards; `timeline.py` turns a
-conversation into what its page shows; `session.py` is the signed cookie and CSRF;
+`replay_pages`, `sign_in`, `test_requests`); `pages.py` renders and guards; `timeline.py` turns a
+conversation into what its page shows; `comparison.py` a replay beside its original;
+`replay_options.py` what the replay forms offer; `session.py` is the signed cookie and CSRF;
 `security.py` the Content-Security-Policy. Templates extend `templates/base.html`
 (blocks `title`, `content`, `scripts`). The small scripts in `frontend/` are bundled by
 esbuild (`make install`, into FFAAS_CONSOLE_ASSETS_DIR) and served under /ui/static/.
@@ -20,6 +21,7 @@ from control_plane.console import (
     conversation_pages,
     endpoint_pages,
     processor_pages,
+    replay_pages,
     sign_in,
     test_requests,
 )
@@ -32,6 +34,7 @@ def console_routes(settings: Settings) -> list[BaseRoute]:
         *sign_in.routes,
         *endpoint_pages.routes,
         *processor_pages.routes,
+        *replay_pages.routes,
         *conversation_pages.routes,
         *test_requests.routes,
         _assets(settings),

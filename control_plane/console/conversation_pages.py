@@ -8,7 +8,10 @@
   (`routes/stream.py`), for the signed-in console; each event's data is the API's
   summary plus what the list shows beside it (`method`, `path`, `ran`: the endpoint's or
   processor's name).
-- GET /ui/conversations/<id>: the timeline (`timeline.py`).
+- GET /ui/conversations/<id>: the timeline (`timeline.py`), and "Replay against…": a form
+  offering the deploys or versions the run can be replayed against, or a draft edited in
+  place (`replay_options.py`), sent by `frontend/replay.js` to the replay API; the result
+  is the comparison of `replay_pages.py`, shown in place.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from control_plane.console.pages import page_or_sign_in, ran_of, render, require_sign_in
+from control_plane.console.pages import LANGUAGES, page_or_sign_in, ran_of, render, require_sign_in
+from control_plane.console.replay_options import choices_for
 from control_plane.console.timeline import build_timeline
 from control_plane.routes.conversations import (
     FILTER_PARAMETERS,
@@ -31,6 +35,7 @@ from control_plane.routes.conversations import (
     list_page,
     parse_cursor,
 )
+from control_plane.routes.processors import RUNTIMES
 from control_plane.routes.stream import STREAM_PARAMETERS, event_stream
 from control_plane.state import Services, services
 from control_plane.storage import conversations as store
@@ -92,6 +97,9 @@ async def conversation_page(request: Request) -> Response:
         conversation=conversation,
         timeline=build_timeline(conversation, items),
         ran=ran_of(conversation, await names(found.db)),
+        choices=await choices_for(found, conversation),
+        languages=LANGUAGES,
+        runtimes=RUNTIMES,
     )
 
 

@@ -1,10 +1,13 @@
 """Console pages for endpoints: the list (with the create form) and one endpoint.
 
 One endpoint's page: its URL, the deploy form (a `.wasm` file uploaded with progress by
-`frontend/deploy.js` to `POST /endpoint/<id>/deploy`), the deploy history newest first
-with one-click rollback, the environment editor, the test-request form and its latest
-conversations. Changes go through the JSON API (`auth.py` accepts the console session
-with its CSRF token), so the console does exactly what the API does.
+`frontend/endpoints.js` to `POST /endpoint/<id>/deploy`, or `?activate=false` to upload it
+without serving it), the deploy history newest first with one-click rollback, "test this
+deploy against the last N runs" (a batch replay, its progress and report in place, then a
+button to activate the deploy: `frontend/batches.js`, `replay_pages.py`) with the latest
+such tests, the environment editor, the test-request form and its latest conversations.
+Changes go through the JSON API (`auth.py` accepts the console session with its CSRF token),
+so the console does exactly what the API does.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from control_plane.console.pages import page_or_sign_in, render
+from control_plane.console.replay_options import ReplayChoices, newest_first, recent_batches
+from control_plane.console.replay_pages import shown_batch
 from control_plane.routes.conversations import list_page
 from control_plane.routes.endpoints import endpoint_not_found
 from control_plane.state import services
@@ -44,16 +49,21 @@ async def endpoint_page(request: Request) -> Response:
         matching=conversation_store.ConversationFilter(endpoint_id=endpoint_id),
         before=None,
     )
+    history = newest_first(endpoint.deploy_history)
     return render(
         request,
         "endpoint.html",
         endpoint=endpoint,
+        choices=ReplayChoices("endpoint", endpoint=endpoint, deploys=history),
         url=f"{found.settings.public_url}/{endpoint.id}",
-        history=list(reversed(endpoint.deploy_history)),
+        history=history,
         env=sorted(env.items()),
         recent=recent,
         request_lines=await conversation_store.request_lines(found.db, [c.id for c in recent]),
         max_module_bytes=found.settings.max_module_bytes,
+        batch=await shown_batch(found, request, endpoint_id=endpoint_id),
+        batches=await recent_batches(found, endpoint_id=endpoint_id),
+        max_batch_runs=found.settings.replay_batch_max_runs,
     )
 
 

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from control_plane.console.comparison import diff_lines
 from control_plane.console.security import STYLE_NONCE
 from control_plane.console.session import csrf_token, is_signed_in
 from control_plane.settings import Settings
@@ -31,6 +32,7 @@ from shared.errors import ServiceError, Unauthorized
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SIGN_IN_PATH = "/ui/login"
+LANGUAGES = (("js", "JavaScript"), ("ts", "TypeScript"))
 
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -53,6 +55,7 @@ def ran_of(conversation: Conversation, named: dict[str, str]) -> str:
 
 environment.filters["json_text"] = json_text
 environment.globals["ran_of"] = ran_of
+environment.globals["diff_lines"] = diff_lines
 
 
 @dataclass(frozen=True)

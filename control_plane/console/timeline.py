@@ -83,6 +83,8 @@ class Entry:
 class Timeline:
     entries: list[Entry]
     limits_hit: list[str]
+    bodies_cut: bool = False
+    """Whether any body was cut at capture (such a run replays only with `allow_truncated`)."""
 
 
 def build_timeline(conversation: Conversation, items: list[StoredItem]) -> Timeline:
@@ -111,14 +113,16 @@ def build_timeline(conversation: Conversation, items: list[StoredItem]) -> Timel
             entries.append(Entry("exchange", at, _request(item, at), answer, elapsed, number=item.inc or 0))
         elif item.kind == "response" and (incoming is None or item.request == incoming.id):
             entries.append(Entry("response", at, message=_response(item, start)))
+    bodies_cut = False
     for entry in entries:
         for message in (entry.message, entry.answer):
             if message is not None and message.body.truncated:
+                bodies_cut = True
                 limits.append(
                     f"a body was cut at capture: {message.body.total_bytes} bytes "
                     "(FFAAS_MAX_CAPTURED_BODY_BYTES)"
                 )
-    return Timeline(entries, limits)
+    return Timeline(entries, limits, bodies_cut)
 
 
 def body_view(payload: Any) -> BodyView:

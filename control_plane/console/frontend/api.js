@@ -42,3 +42,14 @@ export function setStatus(container, text) {
   const status = container.querySelector("[data-status]");
   if (status) status.textContent = text;
 }
+
+// esbuild's refusal of code, as the API words it (400 on a save or a draft replay).
+export const COMPILE_ERROR = /^code does not compile: (\d+):(\d+): (.*)$/s;
+
+// Show an API error about `textarea`'s code: at its line in the code editor (a "compile-error"
+// event, see code_editor.js) and, readable, in the form's [data-error]. "" clears both.
+export function showCodeError(form, textarea, message) {
+  if (textarea) textarea.dispatchEvent(new CustomEvent("compile-error", { detail: message || null }));
+  const found = message ? COMPILE_ERROR.exec(message) : null;
+  showError(form, found ? `Line ${found[1]}, column ${found[2]}: ${found[3]}` : message);
+}

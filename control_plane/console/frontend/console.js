@@ -1,6 +1,8 @@
 // The console's scripts: each page's progressive parts, started when the page has them.
 import { initCreateEndpoint, initDeploy, initEnvironment, initRollback } from "./endpoints.js";
+import { initBatches } from "./batches.js";
 import { initLive } from "./live.js";
+import { initReplay } from "./replay.js";
 import { initTestRequest } from "./test_request.js";
 
 function start() {
@@ -10,6 +12,8 @@ function start() {
   initEnvironment();
   initTestRequest();
   initLive();
+  initReplay();
+  initBatches();
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,4 +1,5 @@
-// Endpoint pages: create, deploy with upload progress, roll back, edit the environment.
+// Endpoint pages: create, deploy with upload progress (activated, or not: "Upload without
+// activating"), roll back (also a processor's versions), edit the environment.
 import { api, csrfToken, setStatus, showError } from "./api.js";
 
 export function initCreateEndpoint() {
@@ -22,8 +23,10 @@ export function initDeploy() {
     const file = form.elements.module.files[0];
     if (!file) return showError(form, "Choose a .wasm file first.");
     showError(form, "");
+    const activate = !(event.submitter && event.submitter.name === "inactive");
     const request = new XMLHttpRequest();
-    request.open("POST", `/endpoint/${encodeURIComponent(form.dataset.endpointId)}/deploy`);
+    const query = activate ? "" : "?activate=false";
+    request.open("POST", `/endpoint/${encodeURIComponent(form.dataset.endpointId)}/deploy${query}`);
     request.setRequestHeader("Content-Type", "application/octet-stream");
     request.setRequestHeader("X-CSRF-Token", csrfToken());
     progress.hidden = false;
@@ -38,7 +41,7 @@ export function initDeploy() {
     request.addEventListener("load", () => {
       if (request.status === 201) {
         progress.value = 100;
-        setStatus(form, "deployed");
+        setStatus(form, activate ? "deployed" : "uploaded, not active");
         window.location.reload();
         return;
       }
@@ -54,20 +57,23 @@ export function initDeploy() {
   });
 }
 
+// Roll back (activate) an endpoint's deploy or a processor's version: buttons in a history or in a
+// batch report (which may arrive after the page loaded, hence one listener for the document).
 export function initRollback() {
-  for (const button of document.querySelectorAll("button.rollback")) {
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      const answer = await api("POST", `/endpoint/${encodeURIComponent(button.dataset.endpointId)}/rollback`, {
-        deploy_id: button.dataset.deployId,
-      });
-      if (!answer.ok) {
-        button.disabled = false;
-        return showError(button.closest(".card"), answer.message);
-      }
-      window.location.reload();
-    });
-  }
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.rollback");
+    if (!button) return;
+    button.disabled = true;
+    const { endpointId, deployId, processorId, versionId } = button.dataset;
+    const answer = endpointId
+      ? await api("POST", `/endpoint/${encodeURIComponent(endpointId)}/rollback`, { deploy_id: deployId })
+      : await api("POST", `/admin/processor/${encodeURIComponent(processorId)}/rollback`, { version_id: versionId });
+    if (!answer.ok) {
+      button.disabled = false;
+      return showError(button.closest(".card, .batch-report"), answer.message);
+    }
+    window.location.reload();
+  });
 }
 
 export function initEnvironment() {

@@ -1,4 +1,5 @@
-"""Nothing a guest recorded runs in the console: bodies, headers, log lines and URLs are shown as text.
+"""Nothing a guest recorded runs in the console: bodies, headers, log lines and URLs are shown as text,
+on a conversation's page and in a replay's comparison with its original (the diff quotes them too).
 
 Two sources of hostile content, both real: a processor that logs, answers and is called with
 markup (`<script>`, `<img onerror>`, `javascript:` links, `<svg onload>`), and a record put on
@@ -11,8 +12,10 @@ that no element came out of the data, and that the markup is there, as text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import redis
@@ -30,6 +33,13 @@ SCRIPT = "<script>window.__pwned = 'script'</script>"
 IMG = "<img src=x onerror=\"window.__pwned = 'img'\">"
 SVG = "<svg onload=\"window.__pwned = 'svg'\"></svg>"
 LINK = "<a href=\"javascript:window.__pwned = 'link'\">click me</a>"
+HOSTILE_REPLAYED = f"""async function main(fh, request) {{
+  fh.log({LINK!r});
+  fh.log({SVG!r});
+  return {{code: 202, headers: {{"content-type": "text/html", "x-html": {IMG!r}, "x-more": {SCRIPT!r}}},
+          body: {SCRIPT!r} + request.body}};
+}}
+"""
 HOSTILE_PROCESSOR = f"""async function main(fh, request) {{
   fh.log({SCRIPT!r});
   fh.log({IMG!r});
@@ -198,3 +208,110 @@ def test_every_console_page_sends_a_strict_content_security_policy(cluster: Clus
         assert directives["default-src"] == "'none'"
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert re.fullmatch(r"'self' 'nonce-[\w-]{24}'", directives["style-src"]), policy
+
+
+def hostile_pair() -> tuple[ConversationRecord, ConversationRecord]:
+    """A recorded run and a replay of it, as a hostile data plane could send them: markup in header
+    names, JSON keys (so in the diff's JSON Pointers), log lines, outbound URLs, errors and the mode."""
+    now = utc_now()
+
+    def run(
+        headers: dict[str, list[str]], body: object, log: str, url: str, **fields: object
+    ) -> ConversationRecord:
+        incoming = new_item(
+            "request", {"method": "POST", "path": "/x", "query": "", "headers": {}, "body": ""}, inc=0
+        )
+        outbound = new_item("request", {"method": "GET", "url": url, "headers": {}, "body": ""}, inc=1)
+        answer = new_item("response", {"error": f"{LINK} {url}"}, request=outbound.id)
+        final = new_item(
+            "response", {"code": 200, "headers": headers, "body": json.dumps(body)}, request=incoming.id
+        )
+        return ConversationRecord(
+            id=new_id(),
+            created_at=now,
+            finished_at=now,
+            duration_ms=1.0,
+            outcome="completed",
+            status=200,
+            error=None,
+            error_detail=None,
+            request_processor_id=new_id(),
+            items=[incoming, new_item("log", log), outbound, answer, final],
+            **fields,  # type: ignore[arg-type]
+        )
+
+    original = run({IMG: [SCRIPT], "x-same": ["1"]}, {SCRIPT: 1, "keep": LINK}, SVG, f"http://a/{IMG}")
+    replayed = run(
+        {IMG: [SVG], SVG: ["new"]},
+        {IMG: 2, "keep": LINK},
+        LINK,
+        f"http://b/{SCRIPT}",
+        replay_of=original.id,
+        replay_mode=f"recorded{SCRIPT}",
+    )
+    return original, replace(replayed, request_processor_id=original.request_processor_id)
+
+
+def test_hostile_content_in_a_replays_diff_is_shown_as_text(watched: Page, cluster: Cluster) -> None:
+    processor = cluster.create_processor(HOSTILE_PROCESSOR, name=f"evil {SCRIPT}")
+    run = cluster.run_processor(processor["id"], method="POST", content=IMG.encode())
+    assert run.status_code == 200, run.text
+    changed = cluster.admin.put(
+        f"{cluster.admin_url}/admin/processor/{processor['id']}",
+        json={"name": f"evil {SCRIPT}", "language": "js", "runtime": "v8", "code": HOSTILE_REPLAYED},
+    ).json()
+    page = watched
+    page.goto(f"{cluster.admin_url}/ui/conversations/{run.headers['fh-conversation-id']}")
+    page.locator("#replay > summary").click()
+    page.get_by_label("Version").select_option(f"processor_version_id:{changed['active_version_id']}")
+    page.get_by_role("button", name="Replay", exact=True).click()
+
+    comparison = page.locator("#replay-result #comparison")  # put into the page by a script
+    expect(comparison.locator("#comparison-verdict")).to_have_text(
+        "The replay differs in status, headers, body, logs"
+    )
+    expect(comparison.locator("#part-logs .unified .diff-remove")).to_have_text([f"-{SCRIPT}", f"-{IMG}"])
+    expect(comparison.locator("#part-logs .unified .diff-add")).to_have_text([f"+{LINK}", f"+{SVG}"])
+    expect(comparison.locator("#part-body .unified .diff-add")).to_have_text([f"+{SCRIPT}{IMG}"])
+    expect(comparison.locator("#part-headers tr.mark-added")).to_contain_text([SCRIPT])
+    expect(comparison.locator("#part-headers [data-side=replay] tr.mark-changed")).to_contain_text([IMG])
+    assert_nothing_ran(page)
+    comparison.locator("#replay-link").click()
+    page.locator("#compare-link").click()  # the comparison as a page of its own
+    expect(page.locator("#part-body [data-side=replay] pre")).to_have_text(f"{SCRIPT}{IMG}")
+    assert_nothing_ran(page)
+
+    batch = cluster.admin.post(
+        f"{cluster.admin_url}/admin/processor/{processor['id']}/replay",
+        json={"processor_version_id": changed["version_history"][0]["id"], "limit": 5},
+    )
+    assert batch.status_code == 202, batch.text
+    page.goto(f"{cluster.admin_url}/ui/replays/{batch.json()['id']}")
+    expect(page.locator("#batch-report")).to_have_attribute("data-state", "finished")
+    expect(page.locator(".crumbs")).to_contain_text(f"evil {SCRIPT}")
+    assert_nothing_ran(page)
+
+
+def test_a_hostile_replay_record_is_compared_as_text(watched: Page, cluster: Cluster) -> None:
+    original, replayed = hostile_pair()
+    publish(cluster, original)
+    publish(cluster, replayed)
+    page = watched
+    page.goto(f"{cluster.admin_url}/ui/conversations/{replayed.id}/compare")
+
+    headers = page.locator("#part-headers")
+    expect(headers.locator("[data-side=original] tr.mark-changed th")).to_have_text([IMG])
+    expect(headers.locator("[data-side=replay] tr.mark-added th")).to_have_text([SVG])
+    expect(headers.locator("[data-side=original] tr.mark-removed th")).to_have_text(["x-same"])
+    pointers = page.locator("#part-body .changes .pointer")
+    # A key removed, a key added; "/" in a key is "~1" in a JSON Pointer (RFC 6901).
+    expect(pointers).to_have_text(["/" + SCRIPT.replace("/", "~1"), f"/{IMG}"])
+    expect(page.locator("#part-logs .unified .diff-add")).to_have_text([f"+{LINK}"])
+    pair = page.locator("#part-outbound .outbound-pair")
+    expect(pair.locator("[data-side=original] .url")).to_have_text(f"http://a/{IMG}")
+    expect(pair.locator("[data-side=replay] .error")).to_have_text(f"{LINK} http://b/{SCRIPT}")
+    expect(page.locator(".side-replay h3")).to_have_text(f"Replay · outbound recorded{SCRIPT}")
+    assert_nothing_ran(page)
+    page.goto(f"{cluster.admin_url}/ui/conversations/{replayed.id}")
+    expect(page.locator("#summary")).to_contain_text(f"recorded{SCRIPT} outbound")
+    assert_nothing_ran(page)
