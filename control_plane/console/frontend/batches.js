@@ -20,6 +20,7 @@ export async function followBatch(report) {
   const text = report.querySelector("[data-progress]");
   for (;;) {
     const answer = await api("GET", `/replay/${encodeURIComponent(batchId)}`);
+    if (answer.status === 404) break; // gone (kept reports are bounded): the report page says so
     if (!answer.ok) {
       text.textContent = `the progress could not be read: ${answer.message}`;
     } else {

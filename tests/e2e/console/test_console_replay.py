@@ -325,20 +325,26 @@ def test_processor_versions_rollback_and_a_batch_of_the_unsaved_code_with_live_p
             cluster.run_processor(processor["id"], method="POST", content=f'{{"n": {n}}}') for n in range(3)
         ]
         assert [run.status_code for run in runs] == [201, 201, 201]
-        v2_code = relay.replace("target_said: answer.code", "target_said: answer.code, v: 2")
-        second = cluster.admin.put(
-            f"{cluster.admin_url}/admin/processor/{processor['id']}",
-            json={"name": "versioned relay", "language": "ts", "runtime": "wasm", "code": v2_code},
-        ).json()
-        v1, v2 = (version["id"] for version in second["version_history"])
-
         page = signed_in
         page.goto(f"{cluster.admin_url}/ui/processors/{processor['id']}")
         versions = page.locator("#versions tbody tr")
+        expect(versions).to_have_count(1)
+        # Saving from the editor makes version 2: the history shows it at once, without a reload.
+        editor = page.locator("form.processor")
+        replace_code(page, "form.processor", relay.replace("answer.code}", "answer.code, v: 2}"))
+        editor.get_by_label("Language").select_option("ts")
+        editor.get_by_label("Runtime").select_option("wasm")
+        page.evaluate("window.__sameDocument = true")
+        editor.get_by_role("button", name="Save").click()
+        expect(editor.locator("[data-status]")).to_have_text("saved")
         expect(versions).to_have_count(2)
+        assert page.evaluate("window.__sameDocument") is True
+        second = cluster.admin.get(f"{cluster.admin_url}/admin/processor/{processor['id']}").json()
+        v1, v2 = (version["id"] for version in second["version_history"])
         expect(versions.nth(0)).to_have_attribute("data-version-id", v2)
         expect(versions.nth(0)).to_have_class("active")
         expect(versions.nth(0)).to_contain_text(second["version_history"][1]["code_hash"][:12])
+        expect(page.locator("form.replay-batch select[name=target] option")).to_have_count(3)
         expect(versions.nth(0)).to_contain_text("TypeScript")
         expect(versions.nth(0)).to_contain_text("wasm")
         expect(versions.nth(1)).to_contain_text("JavaScript")
