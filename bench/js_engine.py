@@ -45,6 +45,7 @@ def measure_js_engine(ctx: Context) -> None:
     source = (HANDLERS / "hello_processor.js").read_text()
     request_json = json.dumps(REQUEST)
     runtime = WasmRuntime(max_concurrent_runs=4, max_memory_bytes=defaults.max_memory_bytes)
+    runtime.start()
     try:
         for key, path in (("plain", BUILT_JS_ENGINE.with_name("ffaas-js.wasm")), ("wizer", BUILT_JS_ENGINE)):
             if not path.is_file():

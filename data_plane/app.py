@@ -69,70 +69,73 @@ def create_app(settings: Settings) -> DataPlaneApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = await connect(settings.redis_url)
-        keys = Keys(settings.redis_prefix)
-        sync = RouteSync(redis, keys, registry, cache, settings.plane_id)
-        await sync.start()
-        v8 = V8Runtime(
-            warm_contexts=settings.v8_warm_contexts,
-            max_heap_bytes=settings.max_memory_bytes,
-            prepare=js_v8.preparation(),
-        )
-        await v8.start()
-        if "wasm" in registry.processor_runtimes():
-            quickjs.start()  # else on first use: a data plane without wasm processors never pays
-        outbound = OutboundHttp(
-            NetworkPolicy.from_setting(settings.outbound_allow),
-            timeout_ms=settings.outbound_timeout_ms,
-            max_response_bytes=settings.max_outbound_response_bytes,
-        )
-        outbox = DiskOutbox(settings.outbox_dir, max_bytes=settings.outbox_max_bytes)
-        recorder = ConversationRecorder(
-            redis,
-            keys,
-            outbox,
-            plane_id=settings.plane_id,
-            stream_max_length=settings.conversation_stream_max_length,
-            record_timeout_ms=settings.record_timeout_ms,
-        )
-        recorder.start()
-        capture = {
-            "max_request_bytes": settings.max_request_bytes,
-            "max_captured_body_bytes": settings.max_captured_body_bytes,
-            "max_audit_items": settings.max_audit_items,
-        }
-        front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
-        fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
-        limits = {"timeout_ms": settings.run_timeout_ms, "max_memory_bytes": settings.max_memory_bytes}
-        runtimes: dict[str, Evaluator] = {
-            "v8": V8Evaluator(v8, **limits),
-            "wasm": WasmEvaluator(quickjs, pool, fresh_runs, **limits),
-        }
-        js = JsExecutor(runtimes, outbound, max_log_bytes=settings.max_log_bytes)
-        front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
-        replays.runner = ReplayRunner(
-            endpoints=front.endpoints,
-            processors=front.processors,
-            recorder=recorder,
-            cache=cache,
-            redis=redis,
-            keys=keys,
-            **capture,
-        )
-        app.state.redis = redis
-        app.state.recorder = recorder
-        app.state.sync = sync
-        try:
+        # Each resource is registered for release as soon as it exists, so a start-up that fails
+        # part-way releases what it had started (threads, connections) as a shutdown would.
+        async with contextlib.AsyncExitStack() as resources:
+            runtime.start()
+            resources.callback(runtime.close)
+            resources.callback(pool.shutdown, wait=True, cancel_futures=True)
+            redis = await connect(settings.redis_url)
+            resources.push_async_callback(redis.aclose)
+            keys = Keys(settings.redis_prefix)
+            sync = RouteSync(redis, keys, registry, cache, settings.plane_id)
+            resources.push_async_callback(sync.stop)
+            await sync.start()
+            v8 = V8Runtime(
+                warm_contexts=settings.v8_warm_contexts,
+                max_heap_bytes=settings.max_memory_bytes,
+                prepare=js_v8.preparation(),
+            )
+            resources.push_async_callback(v8.close)
+            await v8.start()
+            if "wasm" in registry.processor_runtimes():
+                quickjs.start()  # else on first use: a data plane without wasm processors never pays
+            outbound = OutboundHttp(
+                NetworkPolicy.from_setting(settings.outbound_allow),
+                timeout_ms=settings.outbound_timeout_ms,
+                max_response_bytes=settings.max_outbound_response_bytes,
+            )
+            resources.push_async_callback(outbound.aclose)
+            outbox = DiskOutbox(settings.outbox_dir, max_bytes=settings.outbox_max_bytes)
+            recorder = ConversationRecorder(
+                redis,
+                keys,
+                outbox,
+                plane_id=settings.plane_id,
+                stream_max_length=settings.conversation_stream_max_length,
+                record_timeout_ms=settings.record_timeout_ms,
+            )
+            resources.push_async_callback(recorder.close)
+            recorder.start()
+            capture = {
+                "max_request_bytes": settings.max_request_bytes,
+                "max_captured_body_bytes": settings.max_captured_body_bytes,
+                "max_audit_items": settings.max_audit_items,
+            }
+            front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
+            fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
+            limits = {"timeout_ms": settings.run_timeout_ms, "max_memory_bytes": settings.max_memory_bytes}
+            runtimes: dict[str, Evaluator] = {
+                "v8": V8Evaluator(v8, **limits),
+                "wasm": WasmEvaluator(quickjs, pool, fresh_runs, **limits),
+            }
+            js = JsExecutor(runtimes, outbound, max_log_bytes=settings.max_log_bytes)
+            front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
+            replays.runner = ReplayRunner(
+                endpoints=front.endpoints,
+                processors=front.processors,
+                recorder=recorder,
+                cache=cache,
+                redis=redis,
+                keys=keys,
+                **capture,
+            )
+            resources.callback(front.stop_serving_runs)
+            resources.callback(setattr, replays, "runner", None)
+            app.state.redis = redis
+            app.state.recorder = recorder
+            app.state.sync = sync
             yield
-        finally:
-            front.endpoints = front.processors = replays.runner = None
-            await recorder.close()
-            await sync.stop()
-            await outbound.aclose()
-            await v8.close()
-            await redis.aclose()
-            pool.shutdown(wait=True, cancel_futures=True)
-            runtime.close()
 
     async def status(request: Request) -> JSONResponse:
         outbox: DiskOutbox = request.app.state.recorder.outbox
@@ -187,6 +190,9 @@ class DataPlaneApp:
         self.starlette = starlette
         self.endpoints: ASGIApp | None = None
         self.processors: ASGIApp | None = None
+
+    def stop_serving_runs(self) -> None:
+        self.endpoints = self.processors = None
 
     @property
     def state(self) -> State:

@@ -2,9 +2,11 @@
 
 Invariants:
 - One `Engine` and one `Linker` (WASI defined once) per process; each run gets its
-  own `Store`, WASI context and instance, so nothing a guest does outlives its run.
-- No run outlives its time limit: a ticker thread advances the engine's epoch
-  every `TICK_S`, and each store traps once `timeout_ms` worth of ticks passed.
+  own `Store`, WASI context and instance (`wasm_instance.WasmInstance`), so nothing
+  a guest does outlives its run, and everything a run holds is released on every path.
+- No run outlives its time limit: a ticker thread, running from `start` to `close`,
+  advances the engine's epoch every `TICK_S`, and each store traps once `timeout_ms`
+  worth of ticks passed.  No instance is made while the ticker is not running.
 - Linear memory is capped per store; stdout and stderr are capped by
   `OutputCaptures` (see there).
 - `run_command` never raises for anything the guest does: every guest failure is
@@ -14,56 +16,21 @@ Invariants:
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.metadata
-import math
 import platform
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
 import wasmtime
 from wasmtime import _ffi as ffi
 
 from data_plane.runtime.output_capture import OutputCaptures
+from data_plane.runtime.wasm_instance import TICK_S, CommandResult, Outcome, RunLimits, WasmInstance
 
-TICK_S = 0.005
+__all__ = ["TICK_S", "CommandResult", "Outcome", "RunLimits", "WasmInstance", "WasmRuntime"]
+
 WASM_PAGE = 65536
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    timeout_ms: int
-    max_memory_bytes: int
-    max_stdout_bytes: int
-    max_stderr_bytes: int
-
-
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    EXITED_NONZERO = "exited_nonzero"
-    TRAPPED = "trapped"
-    TIMED_OUT = "timed_out"
-    OUT_OF_MEMORY = "out_of_memory"
-    OUTPUT_LIMIT = "output_limit"
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    outcome: Outcome
-    exit_code: int | None
-    stdout: bytes
-    stderr: bytes
-    stderr_truncated: bool
-    detail: str
-    """What went wrong, for the conversation and the server log (may hold trap frames)."""
-    elapsed_ms: float
-    memory_bytes: int
-
-
 MAX_WASM_STACK = 1 << 20
 KEEP_RESIDENT_BYTES = 1 << 20
 MAX_TABLE_ELEMENTS = 1 << 17
@@ -123,11 +90,16 @@ class _EpochTicker(threading.Thread):
 
     def stop(self) -> None:
         self._stopped.set()
-        self.join()
+        if self.is_alive():
+            self.join()
 
 
 class WasmRuntime:
-    """The process's engine.  At most `max_concurrent_runs` runs may be in flight at once."""
+    """The process's engine.  At most `max_concurrent_runs` instances may exist at once.
+
+    Its ticker thread runs from `start` (or entering `with`) to `close`; building one starts
+    no thread, so a data plane whose start-up fails leaves nothing running.
+    """
 
     def __init__(self, *, max_concurrent_runs: int, max_memory_bytes: int) -> None:
         self.engine = wasmtime.Engine(engine_config(max_concurrent_runs, max_memory_bytes))
@@ -135,7 +107,26 @@ class WasmRuntime:
         self.linker = self.new_linker()
         self.captures = OutputCaptures()
         self._ticker = _EpochTicker(self)
-        self._ticker.start()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the epoch ticker (once); runs need it for their time limits."""
+        with self._lock:
+            if not self._ticker.is_alive():
+                self._ticker = _EpochTicker(self)
+                self._ticker.start()
+
+    def close(self) -> None:
+        """Stop the ticker; safe to call more than once, and without `start`."""
+        with self._lock:
+            self._ticker.stop()
+
+    def __enter__(self) -> WasmRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def new_linker(self) -> wasmtime.Linker:
         """A linker with WASI defined, for guests that get more host functions than WASI's."""
@@ -145,6 +136,31 @@ class WasmRuntime:
 
     def compile(self, wasm: bytes) -> wasmtime.Module:
         return wasmtime.Module(self.engine, wasm)
+
+    def instance(
+        self,
+        module: wasmtime.Module,
+        *,
+        argv: Sequence[str],
+        env: Sequence[tuple[str, str]],
+        stdin: bytes,
+        limits: RunLimits,
+        linker: wasmtime.Linker | None = None,
+    ) -> WasmInstance:
+        """A fresh instance of `module` for one run (close it, or use it in `with`); `linker`
+        (from `new_linker`) when the guest imports more than WASI."""
+        if not self._ticker.is_alive():
+            raise RuntimeError("WasmRuntime.start() was not called: runs would have no time limit")
+        return WasmInstance(
+            self.engine,
+            self.captures,
+            linker or self.linker,
+            module,
+            argv=argv,
+            env=env,
+            stdin=stdin,
+            limits=limits,
+        )
 
     def run_command(
         self,
@@ -156,102 +172,7 @@ class WasmRuntime:
         limits: RunLimits,
         linker: wasmtime.Linker | None = None,
     ) -> CommandResult:
-        """Run `module`'s `_start` once with the given stdin, argv and environment; `linker`
-        (from `new_linker`) when the guest imports more than WASI."""
-        capture = self.captures.open(limits.max_stdout_bytes, limits.max_stderr_bytes)
-        wasi = wasmtime.WasiConfig()
-        _set_argv_and_env(wasi, argv, env)
-        _set_stdin_bytes(wasi, stdin)
-        wasi.stdout_file = capture.stdout.path
-        wasi.stderr_file = capture.stderr.path
-        store = wasmtime.Store(self.engine)
-        store.set_limits(memory_size=limits.max_memory_bytes)
-        store.set_epoch_deadline(math.ceil(limits.timeout_ms / 1000 / TICK_S) + 1)
-        store.set_wasi(wasi)
-        outcome, detail = Outcome.COMPLETED, ""
-        exit_code: int | None = 0
-        instance: wasmtime.Instance | None = None
-        started = time.perf_counter()
-        with capture:
-            try:
-                instance = (linker or self.linker).instantiate(store, module)
-                start = instance.exports(store)["_start"]
-                assert isinstance(start, wasmtime.Func)
-                start(store)
-            except wasmtime.ExitTrap as exc:
-                exit_code = exc.code
-                if exit_code != 0:
-                    outcome, detail = Outcome.EXITED_NONZERO, f"exited with status {exit_code}"
-            except wasmtime.Trap as exc:
-                exit_code = None
-                if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-                    outcome, detail = Outcome.TIMED_OUT, str(exc)
-                else:
-                    outcome, detail = Outcome.TRAPPED, str(exc)
-            except wasmtime.WasmtimeError as exc:
-                # Instantiation refused, e.g. initial memory above the store's limit.
-                exit_code = None
-                memory_refused = "memory" in str(exc) and "limit" in str(exc)
-                outcome = Outcome.OUT_OF_MEMORY if memory_refused else Outcome.TRAPPED
-                detail = str(exc)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        stdout = capture.stdout.collect()
-        stderr = capture.stderr.collect()
-        memory_bytes = _memory_size(store, instance)
-        if outcome in (Outcome.TRAPPED, Outcome.EXITED_NONZERO) and _near_limit(memory_bytes, limits):
-            outcome = Outcome.OUT_OF_MEMORY
-        if stdout.overflowed and outcome is not Outcome.OUT_OF_MEMORY:
-            outcome = Outcome.OUTPUT_LIMIT
-        store.close()
-        capture.close()
-        return CommandResult(
-            outcome=outcome,
-            exit_code=exit_code,
-            stdout=stdout.data,
-            stderr=stderr.data,
-            stderr_truncated=stderr.overflowed,
-            detail=detail,
-            elapsed_ms=elapsed_ms,
-            memory_bytes=memory_bytes,
-        )
-
-    def close(self) -> None:
-        self._ticker.stop()
-
-
-def _c_strings(strings: Sequence[str]) -> ctypes._Pointer[ctypes._Pointer[ctypes.c_char]]:
-    array = (ctypes.c_char_p * len(strings))(*(string.encode() for string in strings))
-    return ctypes.cast(array, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
-
-
-def _set_argv_and_env(wasi: wasmtime.WasiConfig, argv: Sequence[str], env: Sequence[tuple[str, str]]) -> None:
-    """Like `WasiConfig.argv`/`.env`, without their per-string ctypes objects (~20 µs a run)."""
-    ffi.wasi_config_set_argv(wasi.ptr(), len(argv), _c_strings(argv))
-    names = _c_strings([name for name, _ in env])
-    values = _c_strings([value for _, value in env])
-    if not ffi.wasi_config_set_env(wasi.ptr(), len(env), names, values):
-        raise wasmtime.WasmtimeError("failed to configure the environment")
-
-
-def _set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
-    """In-memory stdin: only the C API has it (`wasi_config_set_stdin_bytes` takes the vector)."""
-    vec = ffi.wasm_byte_vec_t()
-    buffer = ctypes.create_string_buffer(data, len(data))
-    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), ctypes.cast(buffer, ctypes.POINTER(ctypes.c_uint8)))
-    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
-
-
-def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int:
-    if instance is None:
-        return 0
-    memory = instance.exports(store).get("memory")
-    return memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
-
-
-def _near_limit(memory_bytes: int, limits: RunLimits) -> bool:
-    """A failed run holding at least half its memory cap most likely had `memory.grow` refused.
-
-    wasmtime reports a refused grow to the guest only (as -1), so this is inferred;
-    half, because allocators commonly grow by doubling or by large steps.
-    """
-    return memory_bytes >= limits.max_memory_bytes // 2
+        """Run `module`'s `_start` once with the given stdin, argv and environment."""
+        with self.instance(module, argv=argv, env=env, stdin=stdin, limits=limits, linker=linker) as run:
+            run.call("_start", timeout_ms=limits.timeout_ms)
+            return run.result()

@@ -37,9 +37,8 @@ class Host:
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[WasmRuntime]:
-    runtime = WasmRuntime(max_concurrent_runs=4, max_memory_bytes=LIMITS.max_memory_bytes)
-    yield runtime
-    runtime.close()
+    with WasmRuntime(max_concurrent_runs=4, max_memory_bytes=LIMITS.max_memory_bytes) as runtime:
+        yield runtime
 
 
 @pytest.fixture(scope="module", params=ENGINES, ids=lambda path: path.name)

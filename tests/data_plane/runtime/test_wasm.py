@@ -17,9 +17,8 @@ LIMITS = RunLimits(timeout_ms=1000, max_memory_bytes=4 << 20, max_stdout_bytes=1
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[WasmRuntime]:
-    runtime = WasmRuntime(max_concurrent_runs=8, max_memory_bytes=LIMITS.max_memory_bytes)
-    yield runtime
-    runtime.close()
+    with WasmRuntime(max_concurrent_runs=8, max_memory_bytes=LIMITS.max_memory_bytes) as runtime:
+        yield runtime
 
 
 def run(
