@@ -30,6 +30,7 @@ from data_plane.executors.js_wasm import WasmEvaluator
 from data_plane.executors.wagi import WagiExecutor
 from data_plane.host.network_policy import NetworkPolicy
 from data_plane.host.outbound_http import OutboundHttp
+from data_plane.host.outbound_limits import OutboundLimits
 from data_plane.outbox import DiskOutbox
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
@@ -53,8 +54,11 @@ FRESH_RUN_AGE_S = 0.005
 
 def create_app(settings: Settings) -> DataPlaneApp:
     registry = Registry()
+    # An instance for every worker thread, every wasm processor run (which keeps its instance
+    # while it waits for answers) and the event-loop thread, plus one to spare.
     runtime = WasmRuntime(
-        max_concurrent_runs=settings.run_concurrency + 2, max_memory_bytes=settings.max_memory_bytes
+        max_concurrent_runs=settings.run_concurrency + settings.wasm_processor_runs + 2,
+        max_memory_bytes=settings.max_memory_bytes,
     )
     pool = ThreadPoolExecutor(max_workers=settings.run_concurrency, thread_name_prefix="ffaas-run")
     limits = RunLimits(
@@ -112,15 +116,23 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "max_captured_body_bytes": settings.max_captured_body_bytes,
                 "max_audit_items": settings.max_audit_items,
             }
-            front.endpoints = EndpointDispatcher(registry, wagi, recorder, **capture)
+            front.endpoints = EndpointDispatcher(
+                registry, wagi, recorder, **capture, max_hops=settings.max_hops
+            )
             fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
             limits = {"timeout_ms": settings.run_timeout_ms, "max_memory_bytes": settings.max_memory_bytes}
-            runtimes: dict[str, Evaluator] = {
-                "v8": V8Evaluator(v8, **limits),
-                "wasm": WasmEvaluator(quickjs, pool, fresh_runs, **limits),
-            }
-            js = JsExecutor(runtimes, outbound, max_log_bytes=settings.max_log_bytes)
-            front.processors = ProcessorDispatcher(registry, js, recorder, **capture)
+            wasm = WasmEvaluator(quickjs, pool, fresh_runs, **limits, max_runs=settings.wasm_processor_runs)
+            runtimes: dict[str, Evaluator] = {"v8": V8Evaluator(v8, **limits), "wasm": wasm}
+            outbound_limits = OutboundLimits(
+                max_requests=settings.max_outbound_requests,
+                max_in_flight_per_run=settings.max_outbound_in_flight_per_run,
+                max_in_flight=settings.max_outbound_in_flight,
+                max_hops=settings.max_hops,
+            )
+            js = JsExecutor(runtimes, outbound, outbound_limits, max_log_bytes=settings.max_log_bytes)
+            front.processors = ProcessorDispatcher(
+                registry, js, recorder, **capture, max_hops=settings.max_hops
+            )
             replays.runner = ReplayRunner(
                 endpoints=front.endpoints,
                 processors=front.processors,
@@ -135,6 +147,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
             app.state.redis = redis
             app.state.recorder = recorder
             app.state.sync = sync
+            app.state.outbound_limits = outbound_limits
+            app.state.wasm_processors = wasm
             yield
 
     async def status(request: Request) -> JSONResponse:
@@ -167,6 +181,9 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "route_sync": request.app.state.sync.health.state,
                 "route_sync_last_error": request.app.state.sync.health.last_error,
                 "route_sync_errors": request.app.state.sync.health.errors,
+                "outbound_in_flight": request.app.state.outbound_limits.in_flight,
+                "outbound_refused": request.app.state.outbound_limits.refused,
+                "wasm_processor_runs": request.app.state.wasm_processors.runs,
             }
         )
 

@@ -1,6 +1,7 @@
 """What every run's dispatcher shares: a plain ASGI entry point, reading the request (capped body,
-its conversation, the 413 when the body is too large), and ending the run: executing it and
-answering, once, for every kind of guest.
+its conversation, the 413 when the body is too large, the 508 when it has made too many hops
+between processors: see `host.outbound_limits`), and ending the run: executing it and answering,
+once, for every kind of guest.
 
 Invariants:
 - Once a run's conversation exists, the run is answered with the one JSON error shape or the
@@ -27,11 +28,12 @@ from starlette.types import Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
+from data_plane.host.outbound_limits import incoming_hops, too_many_hops
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import Registry
 from data_plane.responses import RunEnd, answer_error, answer_run
 from shared.conversations import RunOutcome
-from shared.errors import PayloadTooLarge, ServiceError, error_response
+from shared.errors import LoopDetected, PayloadTooLarge, ServiceError, error_response
 from shared.request_body import read_capped_body
 
 log = logging.getLogger("ffaas.dispatch")
@@ -51,12 +53,14 @@ class RunDispatcher(Generic[Target]):
         max_request_bytes: int,
         max_captured_body_bytes: int,
         max_audit_items: int,
+        max_hops: int,
     ) -> None:
         self.registry = registry
         self.recorder = recorder
         self.body_cap = max_captured_body_bytes
         self.max_audit_items = max_audit_items
         self._max_request_bytes = max_request_bytes
+        self._max_hops = max_hops
         self._too_large = (
             f"request body exceeds the limit of {max_request_bytes} bytes (FFAAS_MAX_REQUEST_BYTES)"
         )
@@ -114,7 +118,7 @@ class RunDispatcher(Generic[Target]):
     ) -> tuple[IncomingRequest, Conversation, Response | None]:
         """The request with its body and its conversation (from `conversation_for`), and None; or, for
         a body over FFAAS_MAX_REQUEST_BYTES, the 413 as the third item, answered and recorded (the
-        conversation's request has no body)."""
+        conversation's request has no body); or for a request past FFAAS_MAX_HOPS, the 508."""
         try:
             body = await read_capped_body(request, self._max_request_bytes, self._too_large)
         except PayloadTooLarge as exc:
@@ -125,4 +129,11 @@ class RunDispatcher(Generic[Target]):
             )
             return incoming, conversation, refused
         incoming = IncomingRequest.from_starlette(request, body)
-        return incoming, conversation_for(incoming), None
+        conversation = conversation_for(incoming)
+        loop = too_many_hops(incoming_hops(incoming.headers), self._max_hops)
+        if loop is not None:
+            refused = await answer_error(
+                self.recorder, conversation, LoopDetected(loop), outcome=RunOutcome.LOOP_DETECTED
+            )
+            return incoming, conversation, refused
+        return incoming, conversation, None

@@ -42,6 +42,11 @@ class Settings:
     outbound_allow: str = ""
     outbound_timeout_ms: int = 10_000
     max_outbound_response_bytes: int = 10 * MIB
+    max_outbound_requests: int = 50
+    max_outbound_in_flight_per_run: int = 8
+    max_outbound_in_flight: int = 128
+    max_hops: int = 8
+    wasm_processor_runs: int = 64
     v8_warm_contexts: int = 4
     js_engine_wasm: Path = BUILT_JS_ENGINE
     log_level: str = "info"
@@ -108,6 +113,17 @@ class Settings:
             ),
             max_outbound_response_bytes=env_int(
                 environ, "FFAAS_MAX_OUTBOUND_RESPONSE_BYTES", cls.max_outbound_response_bytes
+            ),
+            max_outbound_requests=env_int(environ, "FFAAS_MAX_OUTBOUND_REQUESTS", cls.max_outbound_requests),
+            max_outbound_in_flight_per_run=env_int(
+                environ, "FFAAS_MAX_OUTBOUND_IN_FLIGHT_PER_RUN", cls.max_outbound_in_flight_per_run, minimum=1
+            ),
+            max_outbound_in_flight=env_int(
+                environ, "FFAAS_MAX_OUTBOUND_IN_FLIGHT", cls.max_outbound_in_flight, minimum=1
+            ),
+            max_hops=env_int(environ, "FFAAS_MAX_HOPS", cls.max_hops),
+            wasm_processor_runs=env_int(
+                environ, "FFAAS_WASM_PROCESSOR_RUNS", cls.wasm_processor_runs, minimum=1
             ),
             v8_warm_contexts=env_int(environ, "FFAAS_V8_WARM_CONTEXTS", cls.v8_warm_contexts, minimum=1),
             js_engine_wasm=Path(env_str(environ, "FFAAS_JS_ENGINE_WASM", str(cls.js_engine_wasm))),

@@ -55,6 +55,8 @@ class RunOutcome(StrEnum):
     ENGINE_ERROR = "engine_error"
     RUNTIME_UNAVAILABLE = "runtime_unavailable"
     UNSUPPORTED_RUNTIME = "unsupported_runtime"
+    OVERLOADED = "overloaded"
+    LOOP_DETECTED = "loop_detected"
     ERROR = "error"
 
     @property
@@ -82,6 +84,14 @@ _DESCRIPTIONS: dict[RunOutcome, str] = {
     RunOutcome.ENGINE_ERROR: "the JavaScript engine failed under the run (500)",
     RunOutcome.RUNTIME_UNAVAILABLE: "the processor's runtime could not be started (500)",
     RunOutcome.UNSUPPORTED_RUNTIME: "the processor names a runtime this data plane lacks (500)",
+    RunOutcome.OVERLOADED: (
+        "a bounded queue was full: every `wasm` processor run slot was busy and as many runs queued "
+        "(`FFAAS_WASM_PROCESSOR_RUNS`; 503 with `Retry-After`)"
+    ),
+    RunOutcome.LOOP_DETECTED: (
+        "the run is part of a loop between processors: its request arrived with more `FH-Hops` than "
+        "`FFAAS_MAX_HOPS`, or the hop limit refused its next request and it then failed (508)"
+    ),
     RunOutcome.ERROR: (
         "anything unexpected: still answered (500, internal error) and recorded; the exception is in "
         "`error_detail` and the data plane's log"

@@ -84,6 +84,12 @@ class GuestTimeout(ServiceError):
     status = 504
 
 
+class LoopDetected(ServiceError):
+    """A run is part of a chain of requests between processors past the hop limit."""
+
+    status = 508
+
+
 def error_body(status: int, message: str) -> dict[str, Any]:
     return {"code": status, "message": message}
 

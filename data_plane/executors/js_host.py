@@ -1,32 +1,34 @@
 """The host side of a processor run: what `fh.log`/`console.log` and `fh.dispatch_request` do.
 
 `RunHost` records into the run's conversation and lives on the event loop.  V8 calls it there
-directly; a run in the wasm sandbox runs on a worker thread and reaches it through `ThreadedHost`.
+directly; a run in the wasm sandbox executes in steps on worker threads (or a first step on the
+event-loop thread) and reaches it through `ThreadedHost` (or `InlineAttemptHost`).
 
 Invariants:
 - The conversation is only ever changed on the event-loop thread, and its items are in the
-  order the processor made the calls (logs and outbound requests interleaved as they happened).
+  order the processor made the calls (logs and outbound requests interleaved as they happened):
+  a request item is recorded when the processor makes the call, before it waits for a slot.
 - At most `max_log_bytes` (UTF-8) of log text is recorded per run, then one notice naming
   FFAAS_MAX_LOG_BYTES; later lines are dropped where they are produced, before any thread hop.
-- Every outbound request item gets its response item: the answer, or the reason there is none
-  (refused by policy, failed, or cut off by the run's time limit).
+- Outbound requests obey the run's `RunOutbound` (count, in-flight slots, hop count): a refused
+  one is never sent, and the processor gets an Error it can catch naming the limit and setting.
+- Every recorded outbound request item gets its response item: the answer, or the reason there is
+  none (refused, failed, or cut off by the end of the run or its time limit).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import itertools
 import json
-import time
-from functools import partial
 from typing import Any, Protocol
 
 from data_plane.conversation import Conversation
 from data_plane.host.outbound_http import OutboundError, OutboundResponse
+from data_plane.host.outbound_limits import RunOutbound
 from shared.conversations import captured_body, headers_payload
 
 TIME_LIMIT_REACHED = "the run reached its time limit (FFAAS_RUN_TIMEOUT_MS) before the answer came"
+RUN_ENDED = "the run ended before the answer came"
 
 
 class LogBudget:
@@ -60,11 +62,17 @@ class OutboundSender(Protocol):
 class RunHost:
     """The host functions of one run, on the event loop: logs and outbound requests, recorded."""
 
-    def __init__(self, conversation: Conversation, outbound: OutboundSender, max_log_bytes: int) -> None:
+    def __init__(
+        self, conversation: Conversation, outbound: OutboundSender, limits: RunOutbound, max_log_bytes: int
+    ) -> None:
         self.conversation = conversation
         self.log_budget = LogBudget(max_log_bytes)
+        self.limits = limits
         self._outbound = outbound
-        self._requests = itertools.count(1)
+        self.loop_refused = False
+        """Set when the hop limit refused a request: the run is part of a loop."""
+        self.ended = False
+        """Set once the run is over: a request still in flight is cut off by its end, not its time."""
 
     def log(self, text: Any) -> None:
         admitted = self.log_budget.admit(str(text))
@@ -74,21 +82,45 @@ class RunHost:
     async def dispatch(self, request_json: Any) -> str:
         """Send `{url, method, headers, body}`; answers `{"response": {code, headers, body}}` or
         `{"error": why}` (the prelude turns that into a rejected promise)."""
+        return await self.start_dispatch(request_json)
+
+    def start_dispatch(self, request_json: Any) -> asyncio.Future[str]:
+        """Record the request now (in call order) and send it; the future's result is the answer
+        JSON, as `dispatch` says.  Cancelling the future cuts the request off, recorded."""
         request = json.loads(str(request_json))
-        url, method = request["url"], request["method"].upper()
-        headers = _header_pairs(request.get("headers"))
+        url, method = str(request["url"]), str(request["method"]).upper()
+        headers = self.limits.headers(_header_pairs(request.get("headers")))
         body = b"" if request.get("body") is None else str(request["body"]).encode()
-        conversation = self.conversation
-        item = conversation.outbound_request(
-            inc=next(self._requests), method=method, url=url, headers=headers, body=body
+        refusal = self.limits.refusal()
+        if refusal is not None:
+            self.loop_refused = self.loop_refused or refusal.loop
+            message = f"request to {url} {refusal.message}"
+            if refusal.record:
+                item = self._record_request(url, method, headers, body)
+                self.conversation.outbound_failure(item, message)
+            refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            refused.set_result(json.dumps({"error": message}))
+            return refused
+        item = self._record_request(url, method, headers, body)
+        return asyncio.ensure_future(self._send(item, url, method, headers, body))
+
+    def _record_request(self, url: str, method: str, headers: list[tuple[str, str]], body: bytes) -> Any:
+        return self.conversation.outbound_request(
+            inc=self.limits.made, method=method, url=url, headers=headers, body=body
         )
+
+    async def _send(
+        self, item: Any, url: str, method: str, headers: list[tuple[str, str]], body: bytes
+    ) -> str:
+        conversation = self.conversation
         try:
-            answer = await self._outbound.send(url, method=method, headers=headers, body=body or None)
+            async with self.limits.slot():
+                answer = await self._outbound.send(url, method=method, headers=headers, body=body or None)
         except OutboundError as exc:
             conversation.outbound_failure(item, str(exc))
             return json.dumps({"error": str(exc)})
         except asyncio.CancelledError:
-            conversation.outbound_failure(item, TIME_LIMIT_REACHED)
+            conversation.outbound_failure(item, RUN_ENDED if self.ended else TIME_LIMIT_REACHED)
             raise
         conversation.outbound_response(item, status=answer.status, headers=answer.headers, body=answer.body)
         response = {
@@ -100,52 +132,55 @@ class RunHost:
 
 
 class ThreadedHost:
-    """A `RunHost` for a run on a worker thread (`quickjs_wasm.JsHost`).
+    """The host of a wasm run's steps (`quickjs_wasm.JsHost`), which execute on worker threads.
 
-    Log lines wait on the run's thread and reach the conversation in one go, ahead of the next
-    outbound request and at the end of the run, so a chatty processor costs the event loop
-    nothing per line.  A dispatch blocks the run's thread while the event loop sends it, at most
-    until the run's deadline; `finish` (on the loop, after the run) cancels a dispatch the
-    deadline cut off and waits until its failure is recorded.
+    Log lines wait on the step's thread and reach the conversation in one go, ahead of the next
+    outbound request and after the step (`flush`), so a chatty processor costs the event loop
+    nothing per line.  A dispatch returns at once: the request is recorded and started on the
+    event loop, and its answer is handed out by `answers`, which the run awaits on the loop
+    between steps, holding no thread.  `finish` (on the loop, after the run) cuts off what is
+    still in flight, recorded, and waits until that is in the conversation.
     """
 
-    def __init__(self, host: RunHost, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    def __init__(self, host: RunHost, loop: asyncio.AbstractEventLoop) -> None:
         self._host = host
         self._loop = loop
-        self._deadline = deadline
         self._pending_logs: list[str] = []
-        self._dispatches: list[asyncio.Task[str]] = []
-        self.deadline_passed = False
-        """Set when a dispatch was cut off by the deadline: the run counts as timed out."""
+        self._sent: dict[int, asyncio.Future[str]] = {}
 
     def log(self, text: str) -> None:
         admitted = self._host.log_budget.admit(text)
         if admitted is not None:
             self._pending_logs.append(admitted)
 
-    def dispatch(self, request_json: str) -> str:
+    def dispatch(self, ticket: int, request_json: str) -> None:
         logs, self._pending_logs = self._pending_logs, []
-        answer: concurrent.futures.Future[str] = concurrent.futures.Future()
+        self._loop.call_soon_threadsafe(self.start, ticket, request_json, logs)
 
-        def start() -> None:
-            self._record(logs)
-            task = self._loop.create_task(self._host.dispatch(request_json))
-            self._dispatches.append(task)
-            task.add_done_callback(partial(_pass_on, answer))
+    def start(self, ticket: int, request_json: str, logs: list[str] | None = None) -> None:
+        """On the loop: record `logs`, then record and send the request."""
+        self._record(logs or [])
+        self._sent[ticket] = self._host.start_dispatch(request_json)
 
-        self._loop.call_soon_threadsafe(start)
-        try:
-            return answer.result(timeout=max(self._deadline - time.monotonic(), 0))
-        except TimeoutError:
-            self.deadline_passed = True
-            return json.dumps({"error": TIME_LIMIT_REACHED})
-
-    async def finish(self) -> None:
-        for task in self._dispatches:
-            task.cancel()
-        await asyncio.gather(*self._dispatches, return_exceptions=True)
+    def flush(self) -> None:
+        """On the loop, after a step: record the logs it left."""
         logs, self._pending_logs = self._pending_logs, []
         self._record(logs)
+
+    async def answers(self, timeout_s: float) -> list[tuple[int, str]]:
+        """The `(ticket, answer JSON)` of requests that were answered, at least one unless
+        `timeout_s` passed first (then none)."""
+        if timeout_s > 0 and not any(sent.done() for sent in self._sent.values()):
+            await asyncio.wait(self._sent.values(), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        done = [ticket for ticket, sent in self._sent.items() if sent.done()]
+        return [(ticket, _answer_of(self._sent.pop(ticket))) for ticket in done]
+
+    async def finish(self) -> None:
+        for sent in self._sent.values():
+            sent.cancel()
+        await asyncio.gather(*self._sent.values(), return_exceptions=True)
+        self._sent.clear()
+        self.flush()
 
     def _record(self, logs: list[str]) -> None:
         for text in logs:
@@ -153,42 +188,43 @@ class ThreadedHost:
 
 
 class InlineAttemptHost:
-    """The host of a first attempt on the event-loop thread (`quickjs_wasm.JsHost`).
+    """The host of a first step attempted on the event-loop thread (`quickjs_wasm.JsHost`).
 
-    Such an attempt must have no effect outside itself, so that it can be thrown away and the run
-    made again on the worker pool: log lines are only kept (`record` adds them to the conversation
-    once the attempt is the run), and a dispatch is refused, noted in `wanted_dispatch`, and never
-    sent.
+    Until the attempt is known to stand, it has no effect outside itself, so that it can be thrown
+    away (say, when the inline budget interrupted it) and the run made again on the worker pool:
+    log lines and requests are only kept, in the order they were made.  `commit` makes them the
+    run's: the logs go to the conversation and the requests are sent, through `ThreadedHost.start`.
     """
 
     def __init__(self, max_log_bytes: int) -> None:
         self._budget = LogBudget(max_log_bytes)
-        self._logs: list[str] = []
-        self.wanted_dispatch = False
+        self._calls: list[tuple[str, int, str]] = []
 
     def log(self, text: str) -> None:
         admitted = self._budget.admit(text)
         if admitted is not None:
-            self._logs.append(admitted)
+            self._calls.append(("log", 0, admitted))
 
-    def dispatch(self, request_json: str) -> str:
-        self.wanted_dispatch = True
-        return json.dumps({"error": "not sent: this attempt is run again on the worker pool"})
+    def dispatch(self, ticket: int, request_json: str) -> None:
+        self._calls.append(("dispatch", ticket, request_json))
 
-    def record(self, host: RunHost) -> None:
-        """Make the attempt's logs the run's: into the conversation, and counted by its budget."""
-        for text in self._logs:
-            host.log(text)
+    def commit(self, host: RunHost, threaded: ThreadedHost) -> None:
+        """Make the attempt the run's (on the loop): its logs counted by the run's budget."""
+        for kind, ticket, text in self._calls:
+            if kind == "log":
+                host.log(text)
+            else:
+                threaded.start(ticket, text)
+        self._calls = []
 
 
-def _pass_on(answer: concurrent.futures.Future[str], task: asyncio.Task[str]) -> None:
-    """Hand a finished dispatch to the waiting run thread; a failure becomes an error answer."""
-    if task.cancelled():
-        answer.set_result(json.dumps({"error": TIME_LIMIT_REACHED}))
-    elif task.exception() is not None:
-        answer.set_result(json.dumps({"error": f"the request could not be sent: {task.exception()}"}))
-    else:
-        answer.set_result(task.result())
+def _answer_of(sent: asyncio.Future[str]) -> str:
+    """A finished dispatch as the processor sees it; a failure becomes an error answer."""
+    if sent.cancelled():
+        return json.dumps({"error": TIME_LIMIT_REACHED})
+    if sent.exception() is not None:
+        return json.dumps({"error": f"the request could not be sent: {sent.exception()}"})
+    return sent.result()
 
 
 def _header_pairs(headers: Any) -> list[tuple[str, str]]:

@@ -2,36 +2,51 @@
 compiled to WebAssembly, `runtime.quickjs_wasm`, with the prelude built in), under the endpoints'
 limits.
 
-Where a run happens, as for endpoints (see `wagi`): a processor is first tried on the event-loop
-thread within `INLINE_BUDGET_MS`, which saves the thread hop.  That attempt has no effects
-(`InlineAttemptHost`: a dispatch is refused unsent, logs are only kept), so a processor that wants to
-send a request, or needs longer, is run again from scratch on the worker pool (admitted by
-`FreshRunLimit`) and from then on always runs there.
+A run goes in steps (`QuickJsSession`): the first runs main() until it is over or waits for the
+answers of outbound requests; each later step hands in the answers that came and runs on.  Between
+steps the run waits on the event loop and holds no thread, so processors waiting on slow upstreams
+never starve endpoints (or other processors) of worker threads, and the requests a processor starts
+together (`Promise.all`) are in flight together.  What a waiting run holds is its instance, so
+`max_runs` (FFAAS_WASM_PROCESSOR_RUNS) bounds the runs alive at once; a run waits for one of those
+slots at most until its deadline, then is answered 503 (`overloaded`).
+
+Where steps happen, as for endpoints (see `wagi`): the first step of a processor not known to be
+slow is tried on the event-loop thread within `INLINE_BUDGET_MS`, which saves the thread hop.  That
+attempt has no effect until it stands (`InlineAttemptHost`: its requests and logs are only kept,
+then sent and recorded once the step ended within the budget); one the budget interrupted is
+thrown away and the run made again from scratch on the worker pool (admitted by `FreshRunLimit`),
+where that processor's runs go from then on.  Later steps always run on the pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 
 from data_plane.executors import js_failure
-from data_plane.executors.js_failure import STACK_EXHAUSTED
+from data_plane.executors.js_failure import STACK_EXHAUSTED, JsFailure
 from data_plane.executors.js_host import InlineAttemptHost, RunHost, ThreadedHost
 from data_plane.executors.wagi import INLINE_BUDGET_MS
 from data_plane.registry import PreparedProcessor
 from data_plane.runtime.fresh_runs import FreshRunLimit
-from data_plane.runtime.quickjs_wasm import EngineUnavailable, QuickJsRun, QuickJsWasm
+from data_plane.runtime.quickjs_wasm import (
+    EngineUnavailable,
+    JsHost,
+    QuickJsRun,
+    QuickJsSession,
+    QuickJsWasm,
+)
 from data_plane.runtime.wasm import Outcome, RunLimits
 from shared.conversations import RunOutcome
+from shared.errors import Unavailable
 
-EngineCall = Callable[..., QuickJsRun]
-"""`QuickJsWasm.run` with the code, request and entry point bound: takes `host` and `limits`."""
 QuickJsLoader = Callable[[], Awaitable[QuickJsWasm]]
 """Gives the loaded engine, or raises `EngineUnavailable` saying why runtime "wasm" cannot run."""
+RUNS_SETTING = "FFAAS_WASM_PROCESSOR_RUNS"
 
 
 class WasmEvaluator:
@@ -43,21 +58,26 @@ class WasmEvaluator:
         *,
         timeout_ms: int,
         max_memory_bytes: int,
+        max_runs: int,
     ) -> None:
         self._quickjs = quickjs
-        self._pool = pool
-        self._fresh_runs = fresh_runs
+        self.pool = pool
+        self.fresh_runs = fresh_runs
         self._timeout_ms = timeout_ms
+        self.max_runs = max_runs
+        self._run_slots = asyncio.Semaphore(max_runs)
+        self.runs = 0
+        """Runs alive right now: executing a step or waiting for answers (for `/status`)."""
         # The engine's memory holds the result too, so the result can never outgrow the memory limit.
-        self._limits = RunLimits(
+        self.limits = RunLimits(
             timeout_ms=timeout_ms,
             max_memory_bytes=max_memory_bytes,
             max_stdout_bytes=max_memory_bytes,
             max_stderr_bytes=4096,
         )
-        self._inline_limits = replace(self._limits, timeout_ms=min(INLINE_BUDGET_MS, timeout_ms))
+        self.inline_limits = replace(self.limits, timeout_ms=min(INLINE_BUDGET_MS, timeout_ms))
         self._pool_only: set[str] = set()
-        """Code hashes of processors that dispatch requests or outlast the inline budget."""
+        """Code hashes of processors whose first step outlasted the inline budget."""
 
     async def evaluate(
         self, processor: PreparedProcessor, request_json: str, with_prelude: bool, host: RunHost
@@ -67,43 +87,55 @@ class WasmEvaluator:
             engine = await self._quickjs()
         except EngineUnavailable as exc:
             raise js_failure.engine_failed(str(exc), "", RunOutcome.RUNTIME_UNAVAILABLE) from None
-        run_engine = partial(engine.run, processor.source, request_json, with_prelude=with_prelude)
-        run = None
-        if processor.code_hash not in self._pool_only:
-            run = self._attempt_inline(run_engine, processor.code_hash, host)
-        if run is None:
-            run = await self._run_on_pool(run_engine, host)
-        return self._result(run)
-
-    def _attempt_inline(self, run_engine: EngineCall, code_hash: str, host: RunHost) -> QuickJsRun | None:
-        """The run, made on the event-loop thread within `INLINE_BUDGET_MS`; None if it must be made
-        on the pool instead, which from then on is where this code runs."""
-        attempt = InlineAttemptHost(host.log_budget.max_bytes)
-        run = run_engine(host=attempt, limits=self._inline_limits)
-        interrupted = run.command.outcome is Outcome.TIMED_OUT and self._timeout_ms > INLINE_BUDGET_MS
-        if attempt.wanted_dispatch or interrupted:
-            self._pool_only.add(code_hash)
-            return None
-        attempt.record(host)
-        return run
-
-    async def _run_on_pool(self, run_engine: EngineCall, host: RunHost) -> QuickJsRun:
         loop = asyncio.get_running_loop()
-        async with self._fresh_runs.slot():
-            threaded = ThreadedHost(host, loop, time.monotonic() + self._timeout_ms / 1000)
-            call = partial(run_engine, host=threaded, limits=self._limits)
+        deadline = loop.time() + self._timeout_ms / 1000
+        async with self._run_slot(deadline):
+            run = _WasmRun(self, engine, processor, request_json, with_prelude, host, deadline)
             try:
-                run = await loop.run_in_executor(self._pool, call)
+                session = await run.begin()
+                await run.until_over(session)
+                ended = None if run.timed_out else session.result()
             finally:
-                await threaded.finish()
-        if threaded.deadline_passed:
+                await run.close()
+        if ended is None:
             raise js_failure.timed_out(self._timeout_ms)
-        return run
+        return self._result(ended)
+
+    def may_run_inline(self, code_hash: str) -> bool:
+        return code_hash not in self._pool_only
+
+    def interrupted_inline(self, code_hash: str) -> bool:
+        """Note that the inline budget interrupted a first step of `code_hash`; True if the run is
+        to be made again on the pool (False: the budget is the run's whole time limit)."""
+        if self._timeout_ms <= INLINE_BUDGET_MS:
+            return False
+        self._pool_only.add(code_hash)
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _run_slot(self, deadline: float) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._run_slots.acquire()
+        except TimeoutError:
+            message = (
+                f"all {self.max_runs} wasm processor runs are busy and none ended within the run's "
+                f"time limit ({RUNS_SETTING}); try again shortly"
+            )
+            raise JsFailure(
+                Unavailable(message, headers={"Retry-After": "1"}), RunOutcome.OVERLOADED
+            ) from None
+        self.runs += 1
+        try:
+            yield
+        finally:
+            self.runs -= 1
+            self._run_slots.release()
 
     def _result(self, run: QuickJsRun) -> str:
         if run.result is not None:
             return run.result
-        max_memory_bytes = self._limits.max_memory_bytes
+        max_memory_bytes = self.limits.max_memory_bytes
         if run.error is not None:
             kind, message = run.error.get("kind"), str(run.error.get("message"))
             detail = "\n".join(part for part in (message, run.error.get("stack")) if part)
@@ -127,3 +159,108 @@ class WasmEvaluator:
         raise js_failure.engine_failed(
             f"the JavaScript engine failed ({command.outcome}): {reason}", command.detail or stderr
         )
+
+
+class _WasmRun:
+    """One run's steps, its host on the loop, and the session it must close."""
+
+    def __init__(
+        self,
+        evaluator: WasmEvaluator,
+        engine: QuickJsWasm,
+        processor: PreparedProcessor,
+        request_json: str,
+        with_prelude: bool,
+        host: RunHost,
+        deadline: float,
+    ) -> None:
+        self._evaluator = evaluator
+        self._engine = engine
+        self._processor = processor
+        self._request_json = request_json
+        self._with_prelude = with_prelude
+        self._host = host
+        self._deadline = deadline
+        self._loop = asyncio.get_running_loop()
+        self._threaded = ThreadedHost(host, self._loop)
+        self._session: QuickJsSession | None = None
+        self._abandoned = False
+        self.timed_out = False
+
+    async def begin(self) -> QuickJsSession:
+        """The session after its first step: inline if it may and the attempt stands, else on the pool."""
+        evaluator, code_hash = self._evaluator, self._processor.code_hash
+        if evaluator.may_run_inline(code_hash):
+            attempt = InlineAttemptHost(self._host.log_budget.max_bytes)
+            session = self._begun(attempt, evaluator.inline_limits.timeout_ms)
+            interrupted = session.timed_out
+            if not (interrupted and evaluator.interrupted_inline(code_hash)):
+                self._session = session
+                attempt.commit(self._host, self._threaded)
+                return session
+            session.close()
+        self._session = await self._on_pool(partial(self._begun, self._threaded, self._left_ms()), None)
+        return self._session
+
+    async def until_over(self, session: QuickJsSession) -> None:
+        """Hand in answers as they come until the run is over, or its deadline passed."""
+        while session.waiting:
+            answers = await self._threaded.answers(self._deadline - self._loop.time())
+            if not answers:
+                self.timed_out = True
+                return
+            await self._on_pool(partial(_deliver, session, self._threaded, answers, self._left_ms()), session)
+
+    async def close(self) -> None:
+        """Cut off what is still in flight (recorded), then release the instance."""
+        self._host.ended = not self.timed_out
+        await self._threaded.finish()
+        if self._session is not None and not self._abandoned:
+            self._session.close()
+
+    def _begun(self, host: JsHost, timeout_ms: int) -> QuickJsSession:
+        """A new session after its first step, made on this thread."""
+        session = self._engine.session(
+            self._processor.source, self._request_json, limits=self._evaluator.limits
+        )
+        try:
+            session.begin(host, with_prelude=self._with_prelude, timeout_ms=timeout_ms)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    async def _on_pool(
+        self, step: Callable[[], QuickJsSession], session: QuickJsSession | None
+    ) -> QuickJsSession:
+        """`step()` on a worker thread, admitted as a fresh run.  A step cannot be stopped midway
+        (it ends by its deadline), so if this run is cancelled meanwhile, the step's session is
+        closed by the thread once the step ended."""
+        async with self._evaluator.fresh_runs.slot():
+            future = self._evaluator.pool.submit(step)
+            try:
+                stepped = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                self._abandoned = True
+                future.add_done_callback(partial(_close_after, session))
+                raise
+        self._threaded.flush()
+        return stepped
+
+    def _left_ms(self) -> int:
+        return max(int((self._deadline - self._loop.time()) * 1000), 1)
+
+
+def _deliver(
+    session: QuickJsSession, host: JsHost, answers: list[tuple[int, str]], timeout_ms: int
+) -> QuickJsSession:
+    session.deliver(host, answers, timeout_ms=timeout_ms)
+    return session
+
+
+def _close_after(session: QuickJsSession | None, step: Future[QuickJsSession]) -> None:
+    """Close the session of an abandoned step: the one it was given, or the one it made."""
+    if session is None and not step.cancelled() and step.exception() is None:
+        session = step.result()
+    if session is not None:
+        session.close()

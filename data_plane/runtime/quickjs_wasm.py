@@ -1,17 +1,21 @@
 """JavaScript inside the WebAssembly sandbox: the ffaas-js engine (quickjs-ng, `engines/quickjs`) on
 `WasmRuntime`, one fresh instance per run.  An engine only: no HTTP, no Redis.
 
-A run is one WASI command run of ffaas-js (its protocol is in `engines/quickjs/ffaas_js.c`): the
-processor's code and the request go in on stdin, the result or an error report comes out on stdout,
-and logs and outbound requests go through three host functions (module `ffaas`) to the run's
-`JsHost`.
+A run is one instance of ffaas-js driven in steps (its protocol is in `engines/quickjs/ffaas_js.c`):
+`QuickJsSession.begin` puts the processor's code and the request in on stdin and runs main() until
+it is over or waits for the answers of outbound requests; `deliver` hands in answers and runs it on.
+Logs and outbound requests go through three host functions (module `ffaas`) to the step's `JsHost`;
+a dispatch returns at once, so the requests a processor starts together are in flight together,
+and between steps the run holds its instance but no thread.
 
 Invariants:
 - Everything a run can reach outside its own memory is its stdin/stdout and its `JsHost`; it gets
   the same time and memory limits as an endpoint (`RunLimits`), enforced by wasmtime.
-- Host functions find their run through a thread-local set for exactly the duration of the
-  run: a run executes synchronously on one thread, so a call can never reach another run's host.
-- `run` never raises for anything the processor does; it is safe to call from many threads.
+- Host functions find their step through a thread-local set for exactly the duration of the
+  step: a step executes synchronously on one thread, so a call can never reach another run's host.
+- No step raises for anything the processor does; a session is used by one thread at a time, and
+  many sessions may run at once on different threads.
+- Every session is closed (`with`), releasing its instance, on every path.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import asyncio
 import json
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,15 +33,26 @@ from typing import Any, Protocol
 import wasmtime
 
 from data_plane.runtime.module_cache import ModuleCache
-from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmRuntime
+from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmInstance, WasmRuntime
 from shared.content_hash import content_hash
 
 HOST_MODULE = "ffaas"
+RUN_OVER, RUN_WAITING = 0, 1
 log = logging.getLogger("ffaas.quickjs_wasm")
 
 
 class JsHost(Protocol):
-    """What a run may call.  Both methods are called on the run's own thread."""
+    """What a step may call, on the step's own thread."""
+
+    def log(self, text: str) -> None: ...
+
+    def dispatch(self, ticket: int, request_json: str) -> None:
+        """Start sending the request; its answer goes to `QuickJsSession.deliver` with `ticket`."""
+        ...
+
+
+class AnsweringHost(Protocol):
+    """A host that answers each request at once (`QuickJsWasm.run`: tests, benchmarks)."""
 
     def log(self, text: str) -> None: ...
 
@@ -117,37 +134,92 @@ class _Current(threading.local):
     answer: bytes = b""
 
 
+class QuickJsSession:
+    """One run of the engine, in steps: `begin`, then `deliver` answers while `waiting`; then
+    `result`.  Close it (or use `with`) to release its instance."""
+
+    def __init__(self, engine: QuickJsWasm, instance: WasmInstance) -> None:
+        self._engine = engine
+        self._instance = instance
+        self.waiting = False
+
+    def __enter__(self) -> QuickJsSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def begin(self, host: JsHost, *, with_prelude: bool, timeout_ms: int) -> None:
+        """Run main() until the run is over or waits for answers, within `timeout_ms`."""
+        self._step(host, "ffaas_begin", 1 if with_prelude else 0, deadline=_deadline(timeout_ms))
+
+    def deliver(self, host: JsHost, answers: Sequence[tuple[int, str]], *, timeout_ms: int) -> None:
+        """Hand in `(ticket, answer JSON)` pairs and run on until the run is over or waits again;
+        answers left when the run is over are dropped."""
+        deadline = _deadline(timeout_ms)
+        for ticket, answer in answers:
+            if not self.waiting:
+                return
+            encoded = answer.encode()
+            self._engine.current.answer = encoded
+            self._step(host, "ffaas_deliver", ticket, len(encoded), deadline=deadline)
+
+    @property
+    def timed_out(self) -> bool:
+        """The time limit of a step interrupted the run."""
+        return self._instance.outcome is Outcome.TIMED_OUT
+
+    def result(self) -> QuickJsRun:
+        """How the run ended; call once it is not `waiting`."""
+        return _interpret(self._instance.result())
+
+    def close(self) -> None:
+        self._instance.close()
+
+    def _step(self, host: JsHost, export: str, *args: int, deadline: float) -> None:
+        current = self._engine.current
+        current.host = host
+        try:
+            timeout_ms = max(int((deadline - time.monotonic()) * 1000), 1)
+            status = self._instance.call(export, *args, timeout_ms=timeout_ms)
+        finally:
+            current.host, current.answer = None, b""
+        self.waiting = status == RUN_WAITING
+
+
 class QuickJsWasm:
     def __init__(self, runtime: WasmRuntime, module: wasmtime.Module) -> None:
         self._runtime = runtime
         self._module = module
-        self._current = _Current()
+        self.current = _Current()
         self._linker = runtime.new_linker()
         self._define_host_functions()
 
-    def run(
-        self, source: str, request_json: str, *, with_prelude: bool, host: JsHost, limits: RunLimits
-    ) -> QuickJsRun:
+    def session(self, source: str, request_json: str, *, limits: RunLimits) -> QuickJsSession:
+        """A fresh instance for one run of `source` on the request; nothing runs until `begin`."""
         code = source.encode()
         stdin = b"%d\n%s%s" % (len(code), code, request_json.encode())
-        current = self._current
-        current.host, current.answer = host, b""
-        try:
-            command = self._runtime.run_command(
-                self._module,
-                argv=["ffaas-js", "1" if with_prelude else "0"],
-                env=(),
-                stdin=stdin,
-                limits=limits,
-                linker=self._linker,
-            )
-        finally:
-            current.host, current.answer = None, b""
-        return _interpret(command)
+        instance = self._runtime.instance(
+            self._module, argv=["ffaas-js"], env=(), stdin=stdin, limits=limits, linker=self._linker
+        )
+        return QuickJsSession(self, instance)
+
+    def run(
+        self, source: str, request_json: str, *, with_prelude: bool, host: AnsweringHost, limits: RunLimits
+    ) -> QuickJsRun:
+        """A whole run on this thread, each request answered at once by `host`."""
+        deadline = _deadline(limits.timeout_ms)
+        answering = _AnsweringAtOnce(host)
+        with self.session(source, request_json, limits=limits) as session:
+            session.begin(answering, with_prelude=with_prelude, timeout_ms=limits.timeout_ms)
+            while session.waiting:
+                answers, answering.answers = answering.answers, []
+                session.deliver(answering, answers, timeout_ms=_left_ms(deadline))
+            return session.result()
 
     def _define_host_functions(self) -> None:
         i32 = wasmtime.ValType.i32()
-        current = self._current
+        current = self.current
 
         def guest_bytes(caller: wasmtime.Caller, pointer: int, length: int) -> bytes:
             memory = caller["memory"]
@@ -158,11 +230,9 @@ class QuickJsWasm:
             assert current.host is not None
             current.host.log(guest_bytes(caller, pointer, length).decode(errors="replace"))
 
-        def dispatch(caller: wasmtime.Caller, pointer: int, length: int) -> int:
+        def dispatch(caller: wasmtime.Caller, ticket: int, pointer: int, length: int) -> None:
             assert current.host is not None
-            request_json = guest_bytes(caller, pointer, length).decode(errors="replace")
-            current.answer = current.host.dispatch(request_json).encode()
-            return len(current.answer)
+            current.host.dispatch(ticket, guest_bytes(caller, pointer, length).decode(errors="replace"))
 
         def take_answer(caller: wasmtime.Caller, pointer: int) -> None:
             memory = caller["memory"]
@@ -173,11 +243,33 @@ class QuickJsWasm:
         linker = self._linker
         linker.define_func(HOST_MODULE, "log", wasmtime.FuncType([i32, i32], []), log, access_caller=True)
         linker.define_func(
-            HOST_MODULE, "dispatch", wasmtime.FuncType([i32, i32], [i32]), dispatch, access_caller=True
+            HOST_MODULE, "dispatch", wasmtime.FuncType([i32, i32, i32], []), dispatch, access_caller=True
         )
         linker.define_func(
             HOST_MODULE, "take_answer", wasmtime.FuncType([i32], []), take_answer, access_caller=True
         )
+
+
+class _AnsweringAtOnce:
+    """A `JsHost` over an `AnsweringHost`: answers are collected as requests are made."""
+
+    def __init__(self, host: AnsweringHost) -> None:
+        self._host = host
+        self.answers: list[tuple[int, str]] = []
+
+    def log(self, text: str) -> None:
+        self._host.log(text)
+
+    def dispatch(self, ticket: int, request_json: str) -> None:
+        self.answers.append((ticket, self._host.dispatch(request_json)))
+
+
+def _deadline(timeout_ms: int) -> float:
+    return time.monotonic() + timeout_ms / 1000
+
+
+def _left_ms(deadline: float) -> int:
+    return max(int((deadline - time.monotonic()) * 1000), 1)
 
 
 def _interpret(command: CommandResult) -> QuickJsRun:

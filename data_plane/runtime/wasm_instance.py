@@ -90,6 +90,7 @@ class WasmInstance:
         self._instance: wasmtime.Instance | None = None
         self._store: wasmtime.Store | None = None
         self._capture = captures.open(limits.max_stdout_bytes, limits.max_stderr_bytes)
+        self._capture_open = True
         try:
             wasi = wasmtime.WasiConfig()
             _set_argv_and_env(wasi, argv, env)
@@ -160,9 +161,11 @@ class WasmInstance:
     def close(self) -> None:
         """Release the store and the captures; safe to call more than once."""
         store, self._store, self._instance = self._store, None, None
+        capture, self._capture_open = self._capture_open, False
         if store is not None:
             store.close()
-        self._capture.close()
+        if capture:
+            self._capture.close()
 
     def _guest_failed(self, exc: wasmtime.Trap | wasmtime.WasmtimeError) -> None:
         """End the run for what the guest did: exited, trapped, ran out of time or memory."""

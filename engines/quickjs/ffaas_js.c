@@ -1,27 +1,39 @@
 /*
- * ffaas-js: the JavaScript engine of `runtime: "wasm"` processors, a WASI preview1 command.
+ * ffaas-js: the JavaScript engine of `runtime: "wasm"` processors, a WASI preview1 module.
  *
  * quickjs-ng compiled to wasm32-wasi, plus the FFAAS processor prelude (the same
- * `js_prelude.js` the V8 runtime evaluates, embedded at build time).  One process
- * of this program is one run:
+ * `js_prelude.js` the V8 runtime evaluates, embedded at build time).  One instance
+ * of this module is one run, driven through two exports:
  *
- *   argv   ffaas-js <with_prelude: 0|1>
- *   stdin  <decimal length of the code>\n<the processor's JavaScript><the request object as JSON>
- *   stdout R<the result JSON of __ffaas_run>              when main() settled with a value
- *          E{"kind", "message", "stack"}                  when it did not; kind is one of
- *                                                         syntax_error, threw, out_of_memory,
- *                                                         never_settled, bad_input
+ *   ffaas_begin(with_prelude) -> status
+ *          reads stdin: <decimal length of the code>\n<the processor's JavaScript><the request
+ *          object as JSON>; evaluates the code, calls main() and runs every job there is
+ *   ffaas_deliver(ticket, length) -> status
+ *          resolves the promise of outbound request `ticket` with its answer (JSON, `length`
+ *          bytes, copied in by take_answer) and runs every job there is
+ *
+ *   status 0  the run is over; stdout holds
+ *             R<the result JSON of __ffaas_run>       when main() settled with a value
+ *             E{"kind", "message", "stack"}          when it did not; kind is one of syntax_error,
+ *                                                    threw, out_of_memory, never_settled, bad_input
+ *   status 1  the run waits for the answer of at least one outbound request
  *
  * Host functions (module "ffaas"), the only way out of the sandbox:
- *   log(ptr, len)              record a log line
- *   dispatch(ptr, len) -> n    send an outbound request (JSON, see js_prelude.js); blocks until
- *                              the answer (JSON, n bytes) is ready
- *   take_answer(ptr)           copy that answer into the guest's buffer at ptr
+ *   log(ptr, len)                     record a log line
+ *   dispatch(ticket, ptr, len)        send an outbound request (JSON, see js_prelude.js); returns
+ *                                     at once: the answer comes later through ffaas_deliver, so
+ *                                     requests a processor starts together are in flight together
+ *                                     and a waiting run holds no host thread
+ *   take_answer(ptr)                  copy the answer being delivered into the guest's buffer
+ *
+ * `_start` (main) runs a whole run whose requests were all answered at once by the host; it
+ * exists for the WASI command form and is not how the data plane drives a run.
  *
  * Pre-initialisation: `wizer-initialize` builds the runtime and context and evaluates the
  * prelude; a module snapshotted after it (wizer) starts every run from that state.  Without
- * a snapshot, main() does the same work first.  Either way each run is a fresh instance, so
- * nothing a processor does can outlive its run.
+ * a snapshot, the first export called does the same work first.  Either way each run is a fresh
+ * instance, so nothing a processor does can outlive its run.  (`wizer-initialize` calls
+ * __wasm_call_ctors itself, so the linker wraps no export in constructor calls.)
  *
  * Limits come from the host: linear memory is capped (a refused memory.grow surfaces as
  * quickjs's "out of memory"), time by epoch interruption.  JS recursion is bounded by
@@ -53,8 +65,8 @@ static inline uintptr_t ffaas_stack_pointer(void) {
 
 __attribute__((import_module("ffaas"), import_name("log"))) extern void host_log(const char *text,
                                                                                  size_t length);
-__attribute__((import_module("ffaas"), import_name("dispatch"))) extern uint32_t
-host_dispatch(const char *request, size_t length);
+__attribute__((import_module("ffaas"), import_name("dispatch"))) extern void
+host_dispatch(uint32_t ticket, const char *request, size_t length);
 __attribute__((import_module("ffaas"), import_name("take_answer"))) extern void
 host_take_answer(char *buffer);
 
@@ -62,9 +74,21 @@ static const char prelude[] = {
 #embed "js_prelude.js"
     , 0};
 
+enum { RUN_OVER = 0, RUN_WAITING = 1 };
+
 static JSRuntime *runtime;
 static JSContext *context;
 static JSValue run_function;
+static JSValue run_promise;
+
+/* The outbound requests sent and not answered yet: each one's ticket and promise resolver. */
+typedef struct {
+    uint32_t ticket;
+    JSValue resolve;
+} awaited_answer;
+static awaited_answer *awaited;
+static size_t awaited_count, awaited_capacity;
+static uint32_t last_ticket;
 
 static JSValue js_host_log(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv) {
     (void)this_val;
@@ -76,20 +100,33 @@ static JSValue js_host_log(JSContext *ctx, JSValueConst this_val, int argc, JSVa
     return JS_UNDEFINED;
 }
 
+/* __ffaas_dispatch(json) -> Promise<answer json>: the request goes out now, the answer comes
+ * through ffaas_deliver. */
 static JSValue js_host_dispatch(JSContext *ctx, JSValueConst this_val, int argc,
                                 JSValueConst *argv) {
     (void)this_val;
+    if (awaited_count == awaited_capacity) {
+        size_t capacity = awaited_capacity ? 2 * awaited_capacity : 8;
+        awaited_answer *grown = realloc(awaited, capacity * sizeof *grown);
+        if (!grown) return JS_ThrowOutOfMemory(ctx);
+        awaited = grown;
+        awaited_capacity = capacity;
+    }
     size_t length;
     const char *request = JS_ToCStringLen(ctx, &length, argc > 0 ? argv[0] : JS_UNDEFINED);
     if (!request) return JS_EXCEPTION;
-    uint32_t answer_length = host_dispatch(request, length);
+    JSValue resolving[2];
+    JSValue promise = JS_NewPromiseCapability(ctx, resolving);
+    if (JS_IsException(promise)) {
+        JS_FreeCString(ctx, request);
+        return promise;
+    }
+    JS_FreeValue(ctx, resolving[1]); /* a failed request resolves with {"error"}: never rejected */
+    uint32_t ticket = ++last_ticket;
+    awaited[awaited_count++] = (awaited_answer){ticket, resolving[0]};
+    host_dispatch(ticket, request, length);
     JS_FreeCString(ctx, request);
-    char *answer = malloc(answer_length + 1);
-    if (!answer) return JS_ThrowOutOfMemory(ctx);
-    host_take_answer(answer);
-    JSValue value = JS_NewStringLen(ctx, answer, answer_length);
-    free(answer);
-    return value;
+    return promise;
 }
 
 static void fail(const char *message) {
@@ -194,8 +231,38 @@ static int report_exception(const char *kind) {
     return report_error(kind, JS_GetException(context));
 }
 
-int main(int argc, char **argv) {
-    if (argc != 2) fail("usage: ffaas-js <with_prelude: 0|1>");
+/* Run every pending job, then say whether the run is over (its report written) or waits. */
+static int settle(void) {
+    for (;;) {
+        JSContext *job_context;
+        int ran = JS_ExecutePendingJob(runtime, &job_context);
+        if (ran == 0) break;
+        if (ran < 0) return report_exception("threw");
+    }
+    switch (JS_PromiseState(context, run_promise)) {
+    case JS_PROMISE_FULFILLED: {
+        JSValue result = JS_PromiseResult(context, run_promise);
+        size_t length;
+        const char *text = JS_ToCStringLen(context, &length, result);
+        JS_FreeValue(context, result);
+        if (!text) return report_exception("threw");
+        write_all("R", 1);
+        write_all(text, length);
+        JS_FreeCString(context, text);
+        return RUN_OVER;
+    }
+    case JS_PROMISE_REJECTED:
+        return report_error("threw", JS_PromiseResult(context, run_promise));
+    default:
+        if (awaited_count > 0) return RUN_WAITING;
+        return report_error(
+            "never_settled",
+            JS_NewString(context, "main() never settled: it awaits something that cannot "
+                                  "happen in a processor (timers and other I/O do not exist here)"));
+    }
+}
+
+__attribute__((export_name("ffaas_begin"))) int ffaas_begin(int with_prelude) {
     if (!runtime) initialize();
     JS_UpdateStackTop(runtime);
     uint64_t seed = 0;
@@ -227,33 +294,45 @@ int main(int argc, char **argv) {
     JS_FreeValue(context, evaluated);
 
     JSValue request = JS_ParseJSON(context, request_json, request_length, "request");
+    free(input);
     if (JS_IsException(request)) return report_exception("bad_input");
-    JSValue arguments[2] = {request, JS_NewBool(context, strcmp(argv[1], "1") == 0)};
-    JSValue promise = JS_Call(context, run_function, JS_UNDEFINED, 2, arguments);
+    JSValue arguments[2] = {request, JS_NewBool(context, with_prelude != 0)};
+    run_promise = JS_Call(context, run_function, JS_UNDEFINED, 2, arguments);
     JS_FreeValue(context, request);
-    if (JS_IsException(promise)) return report_exception("threw");
-    for (;;) {
-        JSContext *job_context;
-        int ran = JS_ExecutePendingJob(runtime, &job_context);
-        if (ran == 0) break;
-        if (ran < 0) return report_exception("threw");
+    if (JS_IsException(run_promise)) return report_exception("threw");
+    return settle();
+}
+
+__attribute__((export_name("ffaas_deliver"))) int ffaas_deliver(uint32_t ticket, uint32_t length) {
+    size_t index = 0;
+    while (index < awaited_count && awaited[index].ticket != ticket) index++;
+    if (index == awaited_count) fail("an answer came for a request that was not sent");
+    JSValue resolve = awaited[index].resolve;
+    awaited[index] = awaited[--awaited_count];
+    char *answer = malloc((size_t)length + 1);
+    if (!answer) {
+        JS_FreeValue(context, resolve);
+        return report_error("out_of_memory", JS_NewString(context, "out of memory"));
     }
-    switch (JS_PromiseState(context, promise)) {
-    case JS_PROMISE_FULFILLED: {
-        JSValue result = JS_PromiseResult(context, promise);
-        size_t length;
-        const char *text = JS_ToCStringLen(context, &length, result);
-        if (!text) return report_exception("threw");
-        write_all("R", 1);
-        write_all(text, length);
-        return 0;
+    host_take_answer(answer);
+    JSValue value = JS_NewStringLen(context, answer, length);
+    free(answer);
+    if (JS_IsException(value)) {
+        JS_FreeValue(context, resolve);
+        return report_exception("threw");
     }
-    case JS_PROMISE_REJECTED:
-        return report_error("threw", JS_PromiseResult(context, promise));
-    default:
-        return report_error(
-            "never_settled",
-            JS_NewString(context, "main() never settled: it awaits something that cannot "
-                                  "happen in a processor (timers and other I/O do not exist here)"));
+    JSValue resolved = JS_Call(context, resolve, JS_UNDEFINED, 1, &value);
+    JS_FreeValue(context, value);
+    JS_FreeValue(context, resolve);
+    if (JS_IsException(resolved)) return report_exception("threw");
+    JS_FreeValue(context, resolved);
+    return settle();
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) fail("usage: ffaas-js <with_prelude: 0|1>");
+    if (ffaas_begin(strcmp(argv[1], "1") == 0) == RUN_WAITING) {
+        fail("a run started as a command cannot wait for answers: drive it through ffaas_begin");
     }
+    return 0;
 }
