@@ -37,6 +37,7 @@ from data_plane.registry import Registry
 from data_plane.replay import ReplayRoute
 from data_plane.replay_runner import ReplayRunner
 from data_plane.runtime.fresh_runs import FreshRunLimit
+from data_plane.runtime.inline_runs import InlineRuns
 from data_plane.runtime.module_cache import ModuleCache
 from data_plane.runtime.quickjs_wasm import EngineLoader
 from data_plane.runtime.v8 import V8Runtime
@@ -69,7 +70,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
     )
     cache = ModuleCache(runtime, settings.module_cache_dir)
     quickjs = EngineLoader(runtime, cache, settings.js_engine_wasm)
-    wagi = WagiExecutor(runtime, pool, limits)
+    inline = InlineRuns(settings.inline_budget_ms)
+    wagi = WagiExecutor(runtime, pool, limits, inline)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -121,7 +123,9 @@ def create_app(settings: Settings) -> DataPlaneApp:
             )
             fresh_runs = FreshRunLimit(limit=len(os.sched_getaffinity(0)), age_s=FRESH_RUN_AGE_S)
             limits = {"timeout_ms": settings.run_timeout_ms, "max_memory_bytes": settings.max_memory_bytes}
-            wasm = WasmEvaluator(quickjs, pool, fresh_runs, **limits, max_runs=settings.wasm_processor_runs)
+            wasm = WasmEvaluator(
+                quickjs, pool, fresh_runs, inline, **limits, max_runs=settings.wasm_processor_runs
+            )
             runtimes: dict[str, Evaluator] = {"v8": V8Evaluator(v8, **limits), "wasm": wasm}
             outbound_limits = OutboundLimits(
                 max_requests=settings.max_outbound_requests,
@@ -173,6 +177,9 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "modules_compiled": cache.compiled,
                 "modules_loaded_from_disk": cache.loaded_from_disk,
                 "wasm_js_engine": quickjs.state,
+                "runs_inline": inline.inline_runs,
+                "runs_on_pool": inline.pool_runs,
+                "pool_only_guests": inline.pool_only,
                 "conversation_outbox": len(outbox),
                 "conversation_outbox_bytes": outbox.bytes,
                 "conversation_outbox_dropped": outbox.dropped,
@@ -182,8 +189,10 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "route_sync_last_error": request.app.state.sync.health.last_error,
                 "route_sync_errors": request.app.state.sync.health.errors,
                 "outbound_in_flight": request.app.state.outbound_limits.in_flight,
+                "outbound_waiting": request.app.state.outbound_limits.waiting,
                 "outbound_refused": request.app.state.outbound_limits.refused,
                 "wasm_processor_runs": request.app.state.wasm_processors.runs,
+                "wasm_processor_queue": request.app.state.wasm_processors.queued,
             }
         )
 

@@ -7,15 +7,16 @@ answers of outbound requests; each later step hands in the answers that came and
 steps the run waits on the event loop and holds no thread, so processors waiting on slow upstreams
 never starve endpoints (or other processors) of worker threads, and the requests a processor starts
 together (`Promise.all`) are in flight together.  What a waiting run holds is its instance, so
-`max_runs` (FFAAS_WASM_PROCESSOR_RUNS) bounds the runs alive at once; a run waits for one of those
-slots at most until its deadline, then is answered 503 (`overloaded`).
+`max_runs` (FFAAS_WASM_PROCESSOR_RUNS) bounds the runs alive at once; as many more may queue for a
+slot, each until its deadline; past that a run is answered 503 with Retry-After (`overloaded`).
 
-Where steps happen, as for endpoints (see `wagi`): the first step of a processor not known to be
-slow is tried on the event-loop thread within `INLINE_BUDGET_MS`, which saves the thread hop.  That
-attempt has no effect until it stands (`InlineAttemptHost`: its requests and logs are only kept,
-then sent and recorded once the step ended within the budget); one the budget interrupted is
-thrown away and the run made again from scratch on the worker pool (admitted by `FreshRunLimit`),
-where that processor's runs go from then on.  Later steps always run on the pool.
+Where steps happen, as for endpoints (see `wagi`, `runtime.inline_runs`): the first step of a
+processor not known to be slow is tried on the event-loop thread within FFAAS_INLINE_BUDGET_MS,
+which saves the thread hop.  That attempt has no effect until it stands (`InlineAttemptHost`: its
+requests and logs are only kept, then sent and recorded once the step ended within the budget);
+one the budget interrupted is thrown away and the run made again from scratch on the worker pool
+(admitted by `FreshRunLimit`), where that processor's runs go from then on, as they do once its
+inline steps take too long on average.  Later steps always run on the pool.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from functools import partial
 from data_plane.executors import js_failure
 from data_plane.executors.js_failure import STACK_EXHAUSTED, JsFailure
 from data_plane.executors.js_host import InlineAttemptHost, RunHost, ThreadedHost
-from data_plane.executors.wagi import INLINE_BUDGET_MS
 from data_plane.registry import PreparedProcessor
 from data_plane.runtime.fresh_runs import FreshRunLimit
+from data_plane.runtime.inline_runs import InlineRuns
 from data_plane.runtime.quickjs_wasm import (
     EngineUnavailable,
     JsHost,
@@ -55,6 +56,7 @@ class WasmEvaluator:
         quickjs: QuickJsLoader,
         pool: ThreadPoolExecutor,
         fresh_runs: FreshRunLimit,
+        inline: InlineRuns,
         *,
         timeout_ms: int,
         max_memory_bytes: int,
@@ -63,11 +65,14 @@ class WasmEvaluator:
         self._quickjs = quickjs
         self.pool = pool
         self.fresh_runs = fresh_runs
+        self.inline = inline
         self._timeout_ms = timeout_ms
         self.max_runs = max_runs
         self._run_slots = asyncio.Semaphore(max_runs)
         self.runs = 0
         """Runs alive right now: executing a step or waiting for answers (for `/status`)."""
+        self.queued = 0
+        """Runs waiting for one of the `max_runs` slots (for `/status`)."""
         # The engine's memory holds the result too, so the result can never outgrow the memory limit.
         self.limits = RunLimits(
             timeout_ms=timeout_ms,
@@ -75,9 +80,7 @@ class WasmEvaluator:
             max_stdout_bytes=max_memory_bytes,
             max_stderr_bytes=4096,
         )
-        self.inline_limits = replace(self.limits, timeout_ms=min(INLINE_BUDGET_MS, timeout_ms))
-        self._pool_only: set[str] = set()
-        """Code hashes of processors whose first step outlasted the inline budget."""
+        self.inline_limits = replace(self.limits, timeout_ms=min(inline.budget_ms, timeout_ms))
 
     async def evaluate(
         self, processor: PreparedProcessor, request_json: str, with_prelude: bool, host: RunHost
@@ -101,36 +104,32 @@ class WasmEvaluator:
             raise js_failure.timed_out(self._timeout_ms)
         return self._result(ended)
 
-    def may_run_inline(self, code_hash: str) -> bool:
-        return code_hash not in self._pool_only
-
-    def interrupted_inline(self, code_hash: str) -> bool:
-        """Note that the inline budget interrupted a first step of `code_hash`; True if the run is
-        to be made again on the pool (False: the budget is the run's whole time limit)."""
-        if self._timeout_ms <= INLINE_BUDGET_MS:
-            return False
-        self._pool_only.add(code_hash)
-        return True
-
     @contextlib.asynccontextmanager
     async def _run_slot(self, deadline: float) -> AsyncIterator[None]:
+        """One of the `max_runs` run slots; as many runs may queue for one, each until its
+        deadline.  Past that, 503."""
+        if self.runs >= self.max_runs and self.queued >= self.max_runs:
+            raise self._overloaded(f"and {self.queued} more are queued")
+        self.queued += 1
         try:
             async with asyncio.timeout_at(deadline):
                 await self._run_slots.acquire()
         except TimeoutError:
-            message = (
-                f"all {self.max_runs} wasm processor runs are busy and none ended within the run's "
-                f"time limit ({RUNS_SETTING}); try again shortly"
-            )
-            raise JsFailure(
-                Unavailable(message, headers={"Retry-After": "1"}), RunOutcome.OVERLOADED
-            ) from None
+            raise self._overloaded("and none ended within the run's time limit") from None
+        finally:
+            self.queued -= 1
         self.runs += 1
         try:
             yield
         finally:
             self.runs -= 1
             self._run_slots.release()
+
+    def _overloaded(self, why: str) -> JsFailure:
+        message = (
+            f"all {self.max_runs} wasm processor runs are busy {why} ({RUNS_SETTING}); try again shortly"
+        )
+        return JsFailure(Unavailable(message, headers={"Retry-After": "1"}), RunOutcome.OVERLOADED)
 
     def _result(self, run: QuickJsRun) -> str:
         if run.result is not None:
@@ -189,16 +188,21 @@ class _WasmRun:
 
     async def begin(self) -> QuickJsSession:
         """The session after its first step: inline if it may and the attempt stands, else on the pool."""
-        evaluator, code_hash = self._evaluator, self._processor.code_hash
-        if evaluator.may_run_inline(code_hash):
+        evaluator, inline = self._evaluator, self._evaluator.inline
+        key = "js:" + self._processor.code_hash
+        if inline.admit(key):
             attempt = InlineAttemptHost(self._host.log_budget.max_bytes)
+            started = inline.clock()
             session = self._begun(attempt, evaluator.inline_limits.timeout_ms)
-            interrupted = session.timed_out
-            if not (interrupted and evaluator.interrupted_inline(code_hash)):
+            # Interrupted by the inline budget, unless that is the run's whole time limit.
+            interrupted = session.timed_out and evaluator.limits.timeout_ms > inline.budget_ms
+            inline.ran_inline(key, inline.clock() - started, interrupted=interrupted)
+            if not interrupted:
                 self._session = session
                 attempt.commit(self._host, self._threaded)
                 return session
             session.close()
+            inline.moved()
         self._session = await self._on_pool(partial(self._begun, self._threaded, self._left_ms()), None)
         return self._session
 

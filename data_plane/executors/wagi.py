@@ -5,14 +5,17 @@ The request body is the guest's stdin; the CGI variables (RFC 3875 plus WAGI's
 is a CGI response and its stderr lines are logs.
 
 Where a run happens (measured: a hop to a worker thread and back costs ~90 µs
-here, as much as a whole hello-world run):
+here, as much as a whole hello-world run): `runtime.inline_runs` decides.
 - A module not known to be slow runs first on the event-loop thread with a
-  short budget (`INLINE_BUDGET_MS`).  Most functions finish well inside it and
-  pay no thread hop.
+  short budget (FFAAS_INLINE_BUDGET_MS), unless the loop's current turn spent
+  its inline budget already.  Most functions finish well inside it and pay no
+  thread hop.
 - A run interrupted by that budget marks its module slow for the life of the
   process, and the request is run again, from scratch, on the worker pool with
-  the full time limit.  Slow modules always run on the pool, so one looping
-  function can hold up the event loop only once, and only for the budget.
+  the full time limit; so does a module whose inline runs take more than
+  `inline_runs.SLOW_AVERAGE_MS` on average.  Slow modules always run on the
+  pool, so one looping function can hold up the event loop only once, and only
+  for the budget.
 - Running a WAGI guest again is invisible to its caller: a guest can touch
   nothing but its own stdin, stdout, stderr, environment, clock and random
   source, and the interrupted run's output is thrown away.  (Processors, which
@@ -30,12 +33,12 @@ from data_plane.executors.cgi_response import parse_cgi_response
 from data_plane.executors.guest_response import GuestResponse
 from data_plane.incoming_request import IncomingRequest
 from data_plane.registry import PreparedEndpoint
+from data_plane.runtime.inline_runs import InlineRuns
 from data_plane.runtime.wasm import CommandResult, Outcome, RunLimits, WasmRuntime
 from shared.errors import GuestError, GuestTimeout, ServiceError
 
 SERVER_SOFTWARE = "FFAAS/0.1"
 MIB = 1 << 20
-INLINE_BUDGET_MS = 5
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,14 @@ def cgi_environment(endpoint: PreparedEndpoint, request: IncomingRequest) -> lis
 
 
 class WagiExecutor:
-    def __init__(self, runtime: WasmRuntime, pool: ThreadPoolExecutor, limits: RunLimits) -> None:
+    def __init__(
+        self, runtime: WasmRuntime, pool: ThreadPoolExecutor, limits: RunLimits, inline: InlineRuns
+    ) -> None:
         self._runtime = runtime
         self._pool = pool
         self.limits = limits
-        self._inline_limits = replace(limits, timeout_ms=min(INLINE_BUDGET_MS, limits.timeout_ms))
-        self._slow_modules: set[str] = set()
+        self._inline = inline
+        self._inline_limits = replace(limits, timeout_ms=min(inline.budget_ms, limits.timeout_ms))
 
     async def run(self, endpoint: PreparedEndpoint, request: IncomingRequest) -> WagiRun:
         if endpoint.module is None:
@@ -102,10 +107,14 @@ class WagiExecutor:
             stdin=request.body,
         )
         result: CommandResult | None = None
-        if endpoint.module_hash not in self._slow_modules:
+        inline, key = self._inline, "wagi:" + endpoint.module_hash
+        if inline.admit(key):
+            started = inline.clock()
             result = call(limits=self._inline_limits)
-            if result.outcome is Outcome.TIMED_OUT and self.limits.timeout_ms > INLINE_BUDGET_MS:
-                self._slow_modules.add(endpoint.module_hash)
+            interrupted = result.outcome is Outcome.TIMED_OUT and self.limits.timeout_ms > inline.budget_ms
+            inline.ran_inline(key, inline.clock() - started, interrupted=interrupted)
+            if interrupted:
+                inline.moved()
                 result = None
         if result is None:
             on_pool = partial(call, limits=self.limits)

@@ -72,6 +72,8 @@ class OutboundLimits:
         self._plane_slots = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0
         """Requests being sent right now, on the whole plane (for `/status`)."""
+        self.waiting = 0
+        """Requests waiting for an in-flight slot of their run or of the plane (for `/status`)."""
         self.refused = 0
         """Requests refused by a count or hop limit since start (for `/status`)."""
 
@@ -80,13 +82,24 @@ class OutboundLimits:
         return RunOutbound(self, hops)
 
     @contextlib.asynccontextmanager
-    async def _plane_slot(self) -> AsyncIterator[None]:
-        async with self._plane_slots:
-            self.in_flight += 1
+    async def _slot(self, run_slots: asyncio.Semaphore) -> AsyncIterator[None]:
+        self.waiting += 1
+        try:
+            await run_slots.acquire()
             try:
-                yield
-            finally:
-                self.in_flight -= 1
+                await self._plane_slots.acquire()
+            except BaseException:
+                run_slots.release()
+                raise
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self._plane_slots.release()
+            run_slots.release()
 
 
 class RunOutbound:
@@ -128,5 +141,5 @@ class RunOutbound:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold a slot of the run's and of the plane's in-flight requests while sending one."""
-        async with self._run_slots, self._limits._plane_slot():
+        async with self._limits._slot(self._run_slots):
             yield

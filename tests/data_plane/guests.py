@@ -107,3 +107,15 @@ def prints_env(name: str) -> bytes:
             (i32.store (i32.const 20) (i32.load (i32.const 4)))
             (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"""
     )
+
+
+def counts_to(count: int, stdout: bytes = b"done") -> bytes:
+    """Counts to `count` (a fixed amount of work, whatever the clock says), then writes `stdout`."""
+    return module(
+        f"""(local $i i32)
+        (loop $count
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $count (i32.lt_u (local.get $i) (i32.const {count}))))
+        (call $write (i32.const 1) (i32.const 1024) (i32.const {len(stdout)}))""",
+        stdout,
+    )
