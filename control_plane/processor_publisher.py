@@ -14,18 +14,23 @@ and lends it `announce`). For one changed processor (`publish`):
 `reconcile` (called by `Publisher.reconcile`, at startup and after a failed publish)
 makes `keys.processors` match SQLite: every stored processor's code and route, no
 stale entries. The caller then announces `RouteEvent(endpoint_id="*")`.
+
+Code no processor refers to any more (changed or deleted) is garbage: after each publish, and
+at start-up, `collect_garbage` deletes it from SQLite and Redis (see `garbage.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from control_plane import garbage
 from control_plane.storage import processors as processor_store
 from control_plane.storage.database import Database
 from shared.events import ProcessorRoute, RouteEvent
@@ -73,6 +78,19 @@ class ProcessorPublisher:
             route.code_hash if route else "deleted",
             receivers,
         )
+        await self.collect_garbage()
+
+    async def collect_garbage(self, *, sweep: bool = False) -> None:
+        """Delete code no processor refers to, from SQLite and then Redis; `sweep` also deletes
+        code keys in Redis that SQLite does not refer to (start-up)."""
+        async with self._lock:
+            try:
+                deleted = await processor_store.delete_unreferenced_code(self._db)
+                referenced = await processor_store.referenced_code_hashes(self._db) if sweep else None
+            except sqlite3.Error as exc:  # the change itself is stored and published: collect later
+                log.warning("garbage collection failed (retried at the next change or start): %s", exc)
+                return
+            await garbage.delete_bytes(self._redis, self._keys.processor_code, deleted, referenced=referenced)
 
     async def reconcile(self) -> None:
         """Make `keys.processors` and the code keys match SQLite; announces nothing itself."""

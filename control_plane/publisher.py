@@ -19,6 +19,10 @@ through `announce` (steps 3 and 4, and the 503 + background reconcile).
 
 `reconcile` makes Redis match SQLite at startup (endpoints, then processors), then tells
 every data plane to re-read every endpoint and processor (`RouteEvent(endpoint_id="*")`).
+
+Module bytes no deploy refers to any more (their endpoints were deleted) are garbage: after an
+endpoint's route is removed, and at start-up, `collect_garbage` deletes them from SQLite and
+Redis (see `garbage.py`).  Bytes of deploys in any endpoint's history stay: rollback needs them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,10 +38,11 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from control_plane import garbage
 from control_plane.processor_publisher import ProcessorPublisher
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage.database import Database
-from control_plane.storage.modules import load_module
+from control_plane.storage.modules import delete_unreferenced_modules, load_module, referenced_module_hashes
 from shared.errors import Unavailable
 from shared.events import EndpointRoute, RouteEvent
 from shared.keys import Keys
@@ -82,6 +88,20 @@ class Publisher:
             route.deploy_id if route else "none",
             receivers,
         )
+        if route is None:  # the endpoint is gone: its modules may be garbage now
+            await self.collect_garbage()
+
+    async def collect_garbage(self, *, sweep: bool = False) -> None:
+        """Delete module bytes no deploy refers to, from SQLite and then Redis; `sweep` also
+        deletes module keys in Redis that SQLite does not refer to (start-up)."""
+        async with self._route_lock:
+            try:
+                deleted = await delete_unreferenced_modules(self._db)
+                referenced = await referenced_module_hashes(self._db) if sweep else None
+            except sqlite3.Error as exc:  # the change itself is stored and published: collect later
+                log.warning("garbage collection failed (retried at the next change or start): %s", exc)
+                return
+            await garbage.delete_bytes(self._redis, self._keys.module, deleted, referenced=referenced)
 
     async def announce(self, event: RouteEvent, *, change: str, write: Callable[[], Awaitable[None]]) -> int:
         """Run `write` (the Redis writes of a committed change), PUBLISH `event`, await the acks.
@@ -143,6 +163,8 @@ class Publisher:
             if stale:
                 await self._redis.hdel(self._keys.routes, *stale)
         await self.processors.reconcile()
+        await self.collect_garbage(sweep=True)
+        await self.processors.collect_garbage(sweep=True)
         event = RouteEvent(event_id=uuid.uuid4().hex, endpoint_id=EVERY_ENDPOINT)
         await self._redis.publish(self._keys.events, event.pack())
         log.info(

@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
         max_stdout_bytes=settings.max_response_bytes,
         max_stderr_bytes=settings.max_log_bytes,
     )
-    cache = ModuleCache(runtime, settings.module_cache_dir)
+    cache = ModuleCache(runtime, settings.module_cache_dir, disk_grace_s=settings.module_cache_grace_s)
     quickjs = EngineLoader(runtime, cache, settings.js_engine_wasm)
     inline = InlineRuns(settings.inline_budget_ms)
     wagi = WagiExecutor(runtime, pool, limits, inline)
@@ -174,8 +174,11 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "redis": redis_state,
                 "endpoints": len(registry),
                 "processors": registry.processor_count,
+                "processor_sources": request.app.state.sync.sources_held,
                 "modules_compiled": cache.compiled,
                 "modules_loaded_from_disk": cache.loaded_from_disk,
+                "modules_in_memory": cache.in_memory,
+                "module_artifacts_deleted": cache.artifacts_deleted,
                 "wasm_js_engine": quickjs.state,
                 "runs_inline": inline.inline_runs,
                 "runs_on_pool": inline.pool_runs,

@@ -54,6 +54,9 @@ class Registry:
     def replace_processors(self, processors: dict[str, PreparedProcessor]) -> None:
         self._processors = dict(processors)
 
+    def code_hashes(self) -> set[str]:
+        return {processor.code_hash for processor in self._processors.values()}
+
     def processor_runtimes(self) -> set[str]:
         return {processor.runtime for processor in self._processors.values()}
 

@@ -48,6 +48,7 @@ class Settings:
     max_hops: int = 8
     wasm_processor_runs: int = 64
     inline_budget_ms: int = 5
+    module_cache_grace_s: int = 3600
     v8_warm_contexts: int = 4
     js_engine_wasm: Path = BUILT_JS_ENGINE
     log_level: str = "info"
@@ -127,6 +128,7 @@ class Settings:
                 environ, "FFAAS_WASM_PROCESSOR_RUNS", cls.wasm_processor_runs, minimum=1
             ),
             inline_budget_ms=env_int(environ, "FFAAS_INLINE_BUDGET_MS", cls.inline_budget_ms),
+            module_cache_grace_s=env_int(environ, "FFAAS_MODULE_CACHE_GRACE_S", cls.module_cache_grace_s),
             v8_warm_contexts=env_int(environ, "FFAAS_V8_WARM_CONTEXTS", cls.v8_warm_contexts, minimum=1),
             js_engine_wasm=Path(env_str(environ, "FFAAS_JS_ENGINE_WASM", str(cls.js_engine_wasm))),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),

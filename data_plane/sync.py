@@ -21,6 +21,8 @@ Invariants:
   full re-read; a lost connection by a new subscription (and a full re-read) after a
   bounded backoff. `health` says what it is doing ("ok", "resyncing", or
   "failing: <why>") and keeps the last error, for `/status`.
+- After every change, what no route uses any more is let go (`_let_go_of_unused`):
+  compiled modules (see `ModuleCache.retain` for their disk artifacts) and sources.
 """
 
 from __future__ import annotations
@@ -95,7 +97,12 @@ class RouteSync:
         """Set when a full re-read is due: at every (re)connection of the subscription, after an error."""
         self.health = SyncHealth()
         self._sources: dict[str, str] = {}
-        """Processor JavaScript by code hash (small; kept for the life of the process)."""
+        """Processor JavaScript by code hash, of the processors installed."""
+
+    @property
+    def sources_held(self) -> int:
+        """Processor sources kept in memory (for `/status`): those of the processors installed."""
+        return len(self._sources)
 
     async def start(self) -> None:
         await self._full_sync()
@@ -187,6 +194,7 @@ class RouteSync:
                 prepared = await self._prepare(EndpointRoute.unpack(_raw(packed)))
                 if prepared is not None:
                     self._registry.install(prepared)
+        await self._let_go_of_unused()
         ack = self._keys.acks(event.event_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.rpush(ack, self._plane_id)
@@ -207,7 +215,6 @@ class RouteSync:
             if prepared is not None:
                 endpoints[endpoint_id] = prepared
         self._registry.replace_all(endpoints)
-        self._cache.evict_except(self._registry.module_hashes())
         processors: dict[str, PreparedProcessor] = {}
         for key, packed in (await self._redis.hgetall(self._keys.processors)).items():
             processor_id = _raw(key).decode()
@@ -218,6 +225,7 @@ class RouteSync:
             if prepared_processor is not None:
                 processors[processor_id] = prepared_processor
         self._registry.replace_processors(processors)
+        await self._let_go_of_unused()
         log.info("route sync: %d endpoints and %d processors installed", len(endpoints), len(processors))
 
     async def _prepared_or_none(
@@ -236,6 +244,14 @@ class RouteSync:
             self.health.failed(f"{what}: {exc}")
             log.error("route sync: %s keeps its previous version: %s", what, exc)
             return None
+
+    async def _let_go_of_unused(self) -> None:
+        in_use = self._registry.code_hashes()
+        self._sources = {
+            code_hash: self._sources[code_hash] for code_hash in in_use if code_hash in self._sources
+        }
+        modules = self._registry.module_hashes()
+        await asyncio.get_running_loop().run_in_executor(self._compiler, self._cache.retain, modules)
 
     async def _prepare_processor(self, route: ProcessorRoute) -> PreparedProcessor | None:
         """The processor ready to run; None (keep the previous version) when its code is not in Redis."""

@@ -7,7 +7,7 @@ Invariants:
   stored without activation only joins the history.
 - Rolling back only moves `active_deploy_id`; the deploy history is append-only.
 - Deleting an endpoint deletes its deploys and environment (ON DELETE CASCADE); module
-  bytes stay, since other deploys may share them.
+  bytes stay while another deploy refers to them (`modules.delete_unreferenced_modules`).
 """
 
 from __future__ import annotations

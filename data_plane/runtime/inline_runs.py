@@ -83,11 +83,6 @@ class InlineRuns:
         """An interrupted inline run is being made again on the pool."""
         self.pool_runs += 1
 
-    def forget(self, keep: Callable[[str], bool]) -> None:
-        """Drop what is known of keys `keep` rejects (modules no route uses any more)."""
-        self._pool_only = {key for key in self._pool_only if keep(key)}
-        self._averages = {key: value for key, value in self._averages.items() if keep(key)}
-
     def _next_turn(self) -> None:
         # Scheduled from within a turn, so it runs at the start of the next one.
         self._turn_spent_s = 0.0

@@ -20,6 +20,11 @@ Invariants:
   file (`flock`), so one compiles and the others load its artifact. The lock is
   an optimisation only: after `LOCK_WAIT_S` a process compiles without it, and
   two processes compiling the same module just write the same artifact twice.
+- Only what routes use stays (`retain`): other modules leave memory at once, and their disk
+  artifacts once they went unused for `disk_grace_s` (FFAAS_MODULE_CACHE_GRACE_S), so that a
+  rollback soon after a deploy still loads from disk, and the directory does not grow forever.
+  Pinned modules (the JS engine) always stay.  Deleting an artifact (or its lock file) another
+  process is about to load or compile is safe: that process finds it missing and compiles.
 - All methods are synchronous and thread-safe; callers run them off the event loop.
 """
 
@@ -50,14 +55,31 @@ LOCK_POLL_S = 0.01
 
 
 class ModuleCache:
-    def __init__(self, runtime: WasmRuntime, directory: Path) -> None:
+    def __init__(
+        self,
+        runtime: WasmRuntime,
+        directory: Path,
+        *,
+        disk_grace_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._runtime = runtime
         self._directory = directory / runtime.fingerprint
         self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._modules: dict[str, wasmtime.Module] = {}
+        self._pinned: set[str] = set()
+        self._unused_since: dict[str, float] = {}
+        """Artifacts on disk that no route used when last looked, and since when (by `clock`)."""
+        self._disk_grace_s = disk_grace_s
+        self._clock = clock
         self._lock = threading.Lock()
         self.compiled = 0
         self.loaded_from_disk = 0
+        self.artifacts_deleted = 0
+
+    @property
+    def in_memory(self) -> int:
+        return len(self._modules)
 
     def get(self, module_hash: str) -> wasmtime.Module | None:
         return self._modules.get(module_hash)
@@ -65,9 +87,14 @@ class ModuleCache:
     def on_disk(self, module_hash: str) -> bool:
         return self._artifact(module_hash).exists()
 
-    def load_or_compile(self, module_hash: str, fetch_wasm: Callable[[], bytes]) -> wasmtime.Module:
-        """The module for `module_hash`: from memory, else disk, else compiled from `fetch_wasm()`."""
+    def load_or_compile(
+        self, module_hash: str, fetch_wasm: Callable[[], bytes], *, pin: bool = False
+    ) -> wasmtime.Module:
+        """The module for `module_hash`: from memory, else disk, else compiled from `fetch_wasm()`;
+        `pin` keeps it (in memory and on disk) whatever `retain` is told."""
         with self._lock:
+            if pin:
+                self._pinned.add(module_hash)
             module = self._modules.get(module_hash)
             if module is None:
                 module = self._load(module_hash)
@@ -81,11 +108,32 @@ class ModuleCache:
             self._modules[module_hash] = module
             return module
 
-    def evict_except(self, keep: set[str]) -> None:
-        """Forget in-memory modules no route uses any more (their disk artifacts stay)."""
+    def retain(self, in_use: set[str]) -> None:
+        """Keep the modules in `in_use` (and the pinned ones): forget the others in memory at once,
+        and delete their disk artifacts once they went unused for the grace period."""
+        keep = in_use | self._pinned
         with self._lock:
             for module_hash in set(self._modules) - keep:
                 del self._modules[module_hash]
+            now = self._clock()
+            on_disk = {path.stem for path in self._directory.glob("*.cwasm")}
+            self._unused_since = {
+                module_hash: self._unused_since.get(module_hash, now) for module_hash in on_disk - keep
+            }
+            for module_hash, since in list(self._unused_since.items()):
+                if now - since >= self._disk_grace_s:
+                    self._delete_artifact(module_hash)
+                    del self._unused_since[module_hash]
+
+    def _delete_artifact(self, module_hash: str) -> None:
+        artifact = self._artifact(module_hash)
+        try:
+            artifact.unlink(missing_ok=True)
+            (self._directory / f"{module_hash}.lock").unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not delete unused artifact %s: %s", artifact, exc)
+            return
+        self.artifacts_deleted += 1
 
     def _artifact(self, module_hash: str) -> Path:
         return self._directory / f"{module_hash}.cwasm"

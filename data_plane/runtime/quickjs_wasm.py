@@ -122,7 +122,7 @@ class EngineLoader:
                 f"({exc.strerror}); build it with `make install` or set FFAAS_JS_ENGINE_WASM"
             ) from None
         try:
-            module = self._cache.load_or_compile(f"engine-{content_hash(wasm)}", lambda: wasm)
+            module = self._cache.load_or_compile(f"engine-{content_hash(wasm)}", lambda: wasm, pin=True)
         except wasmtime.WasmtimeError as exc:
             message = f"runtime 'wasm' is unavailable: {self._path} does not compile: {exc}"
             raise EngineUnavailable(message) from None

@@ -236,7 +236,9 @@ class Cluster:
 
     def conversation(self, response: httpx.Response) -> dict[str, Any]:
         """`GET /conversation/<FH-Conversation-Id>` of a run's response, read without the admin token."""
-        conversation_id = response.headers["fh-conversation-id"]
+        return self.conversation_by_id(response.headers["fh-conversation-id"])
+
+    def conversation_by_id(self, conversation_id: str) -> dict[str, Any]:
         read = self.http.get(f"{self.admin_url}/conversation/{conversation_id}")
         assert read.status_code == 200, f"GET /conversation/{conversation_id}: {read.status_code} {read.text}"
         conversation: dict[str, Any] = read.json()

@@ -69,7 +69,8 @@ def test_requests_started_together_are_in_flight_together(
 ) -> None:
     barrier = HoldingServer(release_at=3)  # answers only once it holds all three at once
     js = f"""async function main(fh, r) {{
-      const answers = await Promise.all(['/a', '/b', '/c'].map((p) => fh.dispatch_request('{barrier.url}' + p)));
+      const send = (path) => fh.dispatch_request('{barrier.url}' + path);
+      const answers = await Promise.all(['/a', '/b', '/c'].map(send));
       return answers.map((a) => a.code + ' ' + a.body).join(', ');
     }}"""
     processor_id = publisher.processor(js, runtime=runtime)

@@ -128,7 +128,8 @@ def test_waiting_for_an_in_flight_slot_ends_with_the_run_and_is_recorded(
     runtime: str, publisher: Publisher, settings: Settings, holding: HoldingServer
 ) -> None:
     js = f"""async function main(fh, r) {{
-      await Promise.all([fh.dispatch_request('{holding.url}/first'), fh.dispatch_request('{holding.url}/second')]);
+      const send = (path) => fh.dispatch_request('{holding.url}' + path);
+      await Promise.all([send('/first'), send('/second')]);
     }}"""
     processor_id = publisher.processor(js, runtime=runtime)
     slow = replace(loopback(settings, max_outbound_in_flight_per_run=1), run_timeout_ms=1000)

@@ -31,7 +31,9 @@ SPAWN = multiprocessing.get_context("spawn")
 
 
 def new_runtime() -> WasmRuntime:
-    return WasmRuntime(max_concurrent_runs=2, max_memory_bytes=LIMITS.max_memory_bytes)
+    runtime = WasmRuntime(max_concurrent_runs=2, max_memory_bytes=LIMITS.max_memory_bytes)
+    runtime.start()
+    return runtime
 
 
 def output_of(runtime: WasmRuntime, module: Any) -> bytes:

@@ -4,6 +4,7 @@ before `start`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -34,10 +35,8 @@ def open_capture_fds() -> int:
     """This process's open memfds of run captures (`/memfd:ffaas-stdout (deleted)`, ...)."""
     count = 0
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # closed since listing
             count += os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:ffaas-")
-        except FileNotFoundError:
-            pass  # closed since listing
     return count
 
 
