@@ -5,8 +5,8 @@
 //   __ffaas_dispatch(json)      -> Promise<json>: sends an outbound request, records it
 // Defines `console` for every run, and `__ffaas_run(request, withPrelude)`, which calls the
 // processor's `main` (with `fh` when withPrelude) and returns what the executor needs as JSON.
-// Evaluated by both runtimes: V8 (`executors/js.py`) and quickjs in wasm (`engines/quickjs/ffaas_js.c`
-// embeds this file), where `__ffaas_dispatch` returns the answer itself rather than a Promise.
+// Evaluated by both runtimes: V8 (`executors/js_v8.py`) and quickjs in wasm (`engines/quickjs/ffaas_js.c`
+// embeds this file); on both, `__ffaas_dispatch` returns at once with a Promise of the answer.
 (() => {
   const host = { log: globalThis.__ffaas_log, dispatch: globalThis.__ffaas_dispatch };
   delete globalThis.__ffaas_log;

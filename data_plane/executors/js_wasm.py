@@ -217,7 +217,8 @@ class _WasmRun:
 
     async def close(self) -> None:
         """Cut off what is still in flight (recorded), then release the instance."""
-        self._host.ended = not self.timed_out
+        cut_by_time = self.timed_out or (self._session is not None and self._session.timed_out)
+        self._host.ended = not cut_by_time
         await self._threaded.finish()
         if self._session is not None and not self._abandoned:
             self._session.close()

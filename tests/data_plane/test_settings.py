@@ -1,4 +1,5 @@
-"""Data-plane settings: the replay token and job limit, the worker processes and their plane ids."""
+"""Data-plane settings: the replay token and job limit, the worker processes and their plane ids,
+and the limits between guests (with their defaults; a malformed value fails naming the variable)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,38 @@ def test_each_of_several_workers_is_a_plane_of_its_own_and_one_worker_keeps_the_
     assert (single.for_worker(0).plane_id, single.for_worker(0).worker) == ("edge-1", 0)
     with pytest.raises(ValueError, match="worker index 2"):
         several.for_worker(2)
+
+
+GUEST_LIMITS = {
+    "FFAAS_MAX_OUTBOUND_REQUESTS": ("max_outbound_requests", 50),
+    "FFAAS_MAX_OUTBOUND_IN_FLIGHT_PER_RUN": ("max_outbound_in_flight_per_run", 8),
+    "FFAAS_MAX_OUTBOUND_IN_FLIGHT": ("max_outbound_in_flight", 128),
+    "FFAAS_MAX_HOPS": ("max_hops", 8),
+    "FFAAS_WASM_PROCESSOR_RUNS": ("wasm_processor_runs", 64),
+    "FFAAS_INLINE_BUDGET_MS": ("inline_budget_ms", 5),
+    "FFAAS_MODULE_CACHE_GRACE_S": ("module_cache_grace_s", 3600),
+}
+
+
+def test_guest_limits_have_their_defaults_and_are_read_from_the_environment() -> None:
+    defaults = Settings.from_environ({})
+    assert {name: getattr(defaults, field) for name, (field, _) in GUEST_LIMITS.items()} == {
+        name: default for name, (_, default) in GUEST_LIMITS.items()
+    }
+    chosen = Settings.from_environ({name: "3" for name in GUEST_LIMITS})
+    assert {getattr(chosen, field) for field, _ in GUEST_LIMITS.values()} == {3}
+
+
+@pytest.mark.parametrize("name", sorted(GUEST_LIMITS))
+def test_a_malformed_guest_limit_fails_naming_its_variable(name: str) -> None:
+    with pytest.raises(SettingError, match=name):
+        Settings.from_environ({name: "lots"})
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["FFAAS_MAX_OUTBOUND_IN_FLIGHT_PER_RUN", "FFAAS_MAX_OUTBOUND_IN_FLIGHT", "FFAAS_WASM_PROCESSOR_RUNS"],
+)
+def test_bounds_that_would_stop_every_run_must_be_at_least_one(name: str) -> None:
+    with pytest.raises(SettingError, match=f"{name} must be at least 1"):
+        Settings.from_environ({name: "0"})

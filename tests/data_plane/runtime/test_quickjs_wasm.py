@@ -66,6 +66,63 @@ def test_main_result_and_host_calls_in_order(engine: QuickJsWasm) -> None:
     ]
 
 
+class LaterHost:
+    """Answers nothing itself: the test hands answers in, as the data plane does between steps."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[tuple[int, str]] = []
+        self.logs: list[str] = []
+
+    def log(self, text: str) -> None:
+        self.logs.append(text)
+
+    def dispatch(self, ticket: int, request_json: str) -> None:
+        self.dispatched.append((ticket, json.loads(request_json)["url"]))
+
+
+def answer(body: str) -> str:
+    return json.dumps({"response": {"code": 200, "headers": {}, "body": body}})
+
+
+def test_requests_in_a_promise_all_are_all_made_before_any_answer_and_resolve_in_any_order(
+    engine: QuickJsWasm,
+) -> None:
+    code = """async function main(fh, request) {
+      const urls = ['http://a.test/', 'http://b.test/', 'http://c.test/'];
+      const answers = await Promise.all(urls.map((url) => fh.dispatch_request(url)));
+      fh.log('all answered');
+      return answers.map((a) => a.body).join(' ');
+    }"""
+    host = LaterHost()
+    with engine.session(code, REQUEST, limits=LIMITS) as session:
+        session.begin(host, with_prelude=True, timeout_ms=LIMITS.timeout_ms)
+        assert session.waiting
+        assert [url for _, url in host.dispatched] == ["http://a.test/", "http://b.test/", "http://c.test/"]
+        tickets = [ticket for ticket, _ in host.dispatched]
+        session.deliver(host, [(tickets[2], answer("c"))], timeout_ms=LIMITS.timeout_ms)
+        assert session.waiting and host.logs == []
+        session.deliver(
+            host, [(tickets[0], answer("a")), (tickets[1], answer("b"))], timeout_ms=LIMITS.timeout_ms
+        )
+        assert not session.waiting
+        run = session.result()
+    assert run.result is not None and json.loads(run.result)["value"] == "a b c"
+    assert host.logs == ["all answered"]
+
+
+def test_a_run_that_settles_before_every_answer_came_is_over(engine: QuickJsWasm) -> None:
+    code = """async function main(fh, request) {
+      fh.dispatch_request('http://never.test/');  // not awaited
+      return 'done without it';
+    }"""
+    host = LaterHost()
+    with engine.session(code, REQUEST, limits=LIMITS) as session:
+        session.begin(host, with_prelude=True, timeout_ms=LIMITS.timeout_ms)
+        assert not session.waiting and len(host.dispatched) == 1
+        run = session.result()
+    assert run.result is not None and json.loads(run.result)["value"] == "done without it"
+
+
 def test_errors_are_reported_by_kind(engine: QuickJsWasm) -> None:
     def error_of(code: str) -> dict[str, str]:
         run = engine.run(code, REQUEST, with_prelude=False, host=Host(), limits=LIMITS)
