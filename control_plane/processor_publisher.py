@@ -15,8 +15,9 @@ and lends it `announce`). For one changed processor (`publish`):
 makes `keys.processors` match SQLite: every stored processor's code and route, no
 stale entries. The caller then announces `RouteEvent(endpoint_id="*")`.
 
-Code no processor refers to any more (changed or deleted) is garbage: after each publish, and
-at start-up, `collect_garbage` deletes it from SQLite and Redis (see `garbage.py`).
+Code that neither a processor nor any of its versions refers to any more (its processors were
+deleted) is garbage: after each publish, and at start-up, `collect_garbage` deletes it from
+SQLite and Redis (see `garbage.py`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ conversation of its own that says what ran (`endpoint_id`/`deploy_id`/`module_ha
 `replay_mode`). Only two things differ from a real run:
 - the target is the job's, not the route's: an endpoint deploy by module hash (fetched from
   Redis and compiled, or found in the module cache, like a route's module; it stays in the
-  in-memory cache until the next full route sync evicts what no route uses), or processor
+  in-memory cache until the next route change lets go of what no route uses), or processor
   code sent in the job;
 - in `recorded` mode, a processor's outbound requests are answered from the job's recorded
   exchanges (`replay_outbound.RecordedOutbound`) and nothing leaves the machine; in `live`

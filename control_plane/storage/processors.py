@@ -3,9 +3,10 @@
 Invariants:
 - `code` is exactly what the user saved; `code_hash` names the runnable JavaScript in
   `processor_code` (esbuild's output), which is stored in the same transaction as the row
-  that refers to it. Code rows are shared by equal code and never change; once no processor
-  refers to one (it was changed or deleted) it is garbage (`delete_unreferenced_code`).
-  Whatever comes to refer to code (a version history) must be counted there.
+  that refers to it. Code rows are shared by equal code and never change; once neither a
+  processor nor any version of one refers to a row (its processors were deleted, which deletes
+  their versions), it is garbage (`delete_unreferenced_code`).  Whatever else comes to refer
+  to code must be counted there.
 - `language` is "js" or "ts" and `runtime` "v8" or "wasm" (normalised before storing;
   the table CHECKs both).
 - Every create and every update stores a new immutable version (`processor_versions`) and
@@ -177,9 +178,13 @@ async def load_code(db: Database, code_hash: str) -> str | None:
     return str(row[0]) if row else None
 
 
+_REFERENCED_CODE = "SELECT code_hash FROM processors UNION SELECT code_hash FROM processor_versions"
+
+
 async def delete_unreferenced_code(db: Database) -> list[str]:
-    """Delete the runnable code no processor refers to, in one transaction; the hashes deleted."""
-    unreferenced = "FROM processor_code WHERE code_hash NOT IN (SELECT code_hash FROM processors)"
+    """Delete the runnable code no processor and no processor version refers to, in one
+    transaction; the hashes deleted."""
+    unreferenced = f"FROM processor_code WHERE code_hash NOT IN ({_REFERENCED_CODE})"
     async with db.transaction() as connection:
         async with connection.execute(f"SELECT code_hash {unreferenced}") as cursor:
             hashes = [str(row[0]) for row in await cursor.fetchall()]
@@ -188,11 +193,8 @@ async def delete_unreferenced_code(db: Database) -> list[str]:
 
 
 async def referenced_code_hashes(db: Database) -> set[str]:
-    """The hash of the runnable code of every processor."""
-    async with (
-        db.reading() as connection,
-        connection.execute("SELECT DISTINCT code_hash FROM processors") as cursor,
-    ):
+    """The hash of the runnable code of every processor and of every version of one."""
+    async with db.reading() as connection, connection.execute(_REFERENCED_CODE) as cursor:
         return {str(row[0]) for row in await cursor.fetchall()}
 
 

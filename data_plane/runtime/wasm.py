@@ -107,18 +107,22 @@ class WasmRuntime:
         self.linker = self.new_linker()
         self.captures = OutputCaptures()
         self._ticker = _EpochTicker(self)
+        self._started = False
         self._lock = threading.Lock()
 
-    def start(self) -> None:
-        """Start the epoch ticker (once); runs need it for their time limits."""
+    def start(self, *, ticking: bool = True) -> None:
+        """Start the epoch ticker (once); runs need it for their time limits.  `ticking=False`
+        is for a caller that advances the epoch itself (a test's clock)."""
         with self._lock:
-            if not self._ticker.is_alive():
+            self._started = True
+            if ticking and not self._ticker.is_alive():
                 self._ticker = _EpochTicker(self)
                 self._ticker.start()
 
     def close(self) -> None:
         """Stop the ticker; safe to call more than once, and without `start`."""
         with self._lock:
+            self._started = False
             self._ticker.stop()
 
     def __enter__(self) -> WasmRuntime:
@@ -149,7 +153,7 @@ class WasmRuntime:
     ) -> WasmInstance:
         """A fresh instance of `module` for one run (close it, or use it in `with`); `linker`
         (from `new_linker`) when the guest imports more than WASI."""
-        if not self._ticker.is_alive():
+        if not self._started:
             raise RuntimeError("WasmRuntime.start() was not called: runs would have no time limit")
         return WasmInstance(
             self.engine,

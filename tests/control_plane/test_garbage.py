@@ -1,5 +1,6 @@
 """Garbage collection of module bytes and processor code, in SQLite and Redis: what nothing refers
-to any more goes; what any deploy of any endpoint's history refers to stays (rollback needs it)."""
+to any more goes; what any deploy of any endpoint's history, or any version of a processor, refers
+to stays (rollback and replay need it)."""
 
 from __future__ import annotations
 
@@ -72,22 +73,23 @@ def test_module_bytes_of_any_deploy_in_a_history_stay_for_rollback(
     assert rolled_back.status_code == 200, rolled_back.text
 
 
-def test_changing_or_deleting_processors_deletes_the_code_nothing_refers_to(
+def test_deleting_processors_deletes_the_code_no_processor_or_version_refers_to(
     client: TestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     first, second, third = (content_hash(code.encode()) for code in (FIRST, SECOND, THIRD))
     p = create_processor(client, name="p", code=FIRST)["id"]
     q = create_processor(client, name="q", code=FIRST)["id"]
-
     assert client.put(f"/admin/processor/{p}", json=processor_body(name="p", code=SECOND)).status_code == 200
-    assert stored_code(settings) == {first, second}  # q still runs FIRST
     assert client.put(f"/admin/processor/{q}", json=processor_body(name="q", code=THIRD)).status_code == 200
-    assert stored_code(settings) == {second, third}
-    assert in_redis(redis_client, keys.processor_code, [first, second, third]) == [False, True, True]
+    assert stored_code(settings) == {first, second, third}  # versions keep what a rollback needs
 
-    assert client.delete(f"/admin/processor/{p}").status_code == 204
-    assert stored_code(settings) == {third}
-    assert in_redis(redis_client, keys.processor_code, [second, third]) == [False, True]
+    assert client.delete(f"/admin/processor/{p}").status_code == 204  # p's versions go with it
+    assert stored_code(settings) == {first, third}  # q's first version still runs FIRST
+    assert in_redis(redis_client, keys.processor_code, [first, second, third]) == [True, False, True]
+
+    assert client.delete(f"/admin/processor/{q}").status_code == 204
+    assert stored_code(settings) == set()
+    assert in_redis(redis_client, keys.processor_code, [first, third]) == [False, False]
 
 
 def test_start_up_sweeps_bytes_in_redis_that_sqlite_does_not_refer_to(

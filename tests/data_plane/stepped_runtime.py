@@ -31,7 +31,7 @@ class SteppedRuntime(WasmRuntime):
     def __init__(self, *, ticking: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not ticking:
-            self._ticker.stop()
+            self.start(ticking=False)  # the test moves the clock; `ticking` runtimes start as any
         self._runs = Counter[int]()  # time limit (ms) -> runs in progress with it
         self._changed = threading.Condition()
 
