@@ -225,11 +225,12 @@ class _WasmRun:
 
     def _begun(self, host: JsHost, timeout_ms: int) -> QuickJsSession:
         """A new session after its first step, made on this thread."""
+        processor, limits = self._processor, self._evaluator.limits
         session = self._engine.session(
-            self._processor.source, self._request_json, limits=self._evaluator.limits
+            processor.source, self._request_json, with_prelude=self._with_prelude, limits=limits
         )
         try:
-            session.begin(host, with_prelude=self._with_prelude, timeout_ms=timeout_ms)
+            session.begin(host, timeout_ms=timeout_ms)
         except BaseException:
             session.close()
             raise

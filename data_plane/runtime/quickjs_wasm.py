@@ -149,9 +149,9 @@ class QuickJsSession:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def begin(self, host: JsHost, *, with_prelude: bool, timeout_ms: int) -> None:
+    def begin(self, host: JsHost, *, timeout_ms: int) -> None:
         """Run main() until the run is over or waits for answers, within `timeout_ms`."""
-        self._step(host, "ffaas_begin", 1 if with_prelude else 0, deadline=_deadline(timeout_ms))
+        self._step(host, "ffaas_begin", deadline=_deadline(timeout_ms))
 
     def deliver(self, host: JsHost, answers: Sequence[tuple[int, str]], *, timeout_ms: int) -> None:
         """Hand in `(ticket, answer JSON)` pairs and run on until the run is over or waits again;
@@ -195,10 +195,12 @@ class QuickJsWasm:
         self._linker = runtime.new_linker()
         self._define_host_functions()
 
-    def session(self, source: str, request_json: str, *, limits: RunLimits) -> QuickJsSession:
+    def session(
+        self, source: str, request_json: str, *, with_prelude: bool, limits: RunLimits
+    ) -> QuickJsSession:
         """A fresh instance for one run of `source` on the request; nothing runs until `begin`."""
         code = source.encode()
-        stdin = b"%d\n%s%s" % (len(code), code, request_json.encode())
+        stdin = b"%d%d\n%s%s" % (with_prelude, len(code), code, request_json.encode())
         instance = self._runtime.instance(
             self._module, argv=["ffaas-js"], env=(), stdin=stdin, limits=limits, linker=self._linker
         )
@@ -210,8 +212,8 @@ class QuickJsWasm:
         """A whole run on this thread, each request answered at once by `host`."""
         deadline = _deadline(limits.timeout_ms)
         answering = _AnsweringAtOnce(host)
-        with self.session(source, request_json, limits=limits) as session:
-            session.begin(answering, with_prelude=with_prelude, timeout_ms=limits.timeout_ms)
+        with self.session(source, request_json, with_prelude=with_prelude, limits=limits) as session:
+            session.begin(answering, timeout_ms=limits.timeout_ms)
             while session.waiting:
                 answers, answering.answers = answering.answers, []
                 session.deliver(answering, answers, timeout_ms=_left_ms(deadline))

@@ -94,8 +94,8 @@ def test_requests_in_a_promise_all_are_all_made_before_any_answer_and_resolve_in
       return answers.map((a) => a.body).join(' ');
     }"""
     host = LaterHost()
-    with engine.session(code, REQUEST, limits=LIMITS) as session:
-        session.begin(host, with_prelude=True, timeout_ms=LIMITS.timeout_ms)
+    with engine.session(code, REQUEST, with_prelude=True, limits=LIMITS) as session:
+        session.begin(host, timeout_ms=LIMITS.timeout_ms)
         assert session.waiting
         assert [url for _, url in host.dispatched] == ["http://a.test/", "http://b.test/", "http://c.test/"]
         tickets = [ticket for ticket, _ in host.dispatched]
@@ -116,8 +116,8 @@ def test_a_run_that_settles_before_every_answer_came_is_over(engine: QuickJsWasm
       return 'done without it';
     }"""
     host = LaterHost()
-    with engine.session(code, REQUEST, limits=LIMITS) as session:
-        session.begin(host, with_prelude=True, timeout_ms=LIMITS.timeout_ms)
+    with engine.session(code, REQUEST, with_prelude=True, limits=LIMITS) as session:
+        session.begin(host, timeout_ms=LIMITS.timeout_ms)
         assert not session.waiting and len(host.dispatched) == 1
         run = session.result()
     assert run.result is not None and json.loads(run.result)["value"] == "done without it"
@@ -142,7 +142,7 @@ def test_errors_are_reported_by_kind(engine: QuickJsWasm) -> None:
 def test_malformed_input_is_a_report_not_a_crash(runtime: WasmRuntime, engine: QuickJsWasm) -> None:
     # The protocol itself, below QuickJsWasm.run (which always frames its input right).
     module, linker = engine._module, engine._linker
-    for stdin in (b"", b"not a length\n", b"99999\nshort"):
+    for stdin in (b"", b"2", b"not a length\n", b"0not a length\n", b"099999\nshort", b"1\n"):
         result = runtime.run_command(
             module, argv=["ffaas-js", "0"], env=(), stdin=stdin, limits=LIMITS, linker=linker
         )
