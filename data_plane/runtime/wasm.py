@@ -178,5 +178,5 @@ class WasmRuntime:
     ) -> CommandResult:
         """Run `module`'s `_start` once with the given stdin, argv and environment."""
         with self.instance(module, argv=argv, env=env, stdin=stdin, limits=limits, linker=linker) as run:
-            run.call("_start", timeout_ms=limits.timeout_ms)
+            run.call("_start")
             return run.result()

@@ -119,12 +119,14 @@ class WasmInstance:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def call(self, name: str, *args: int, timeout_ms: int) -> Any:
-        """Call the export `name` within `timeout_ms`; its result, or None once the run ended."""
+    def call(self, name: str, *args: int, timeout_ms: int | None = None) -> Any:
+        """Call the export `name` within `timeout_ms` (None: what is left of the limit given at
+        construction, which counts from then); its result, or None once the run ended."""
         if self.ended or self._instance is None or self._store is None:
             return None
         store = self._store
-        store.set_epoch_deadline(_ticks(timeout_ms))
+        if timeout_ms is not None:
+            store.set_epoch_deadline(_ticks(timeout_ms))
         started = time.perf_counter()
         try:
             with self._capture:
