@@ -37,6 +37,7 @@ from control_plane.routes import (
     conversations,
     deploys,
     endpoints,
+    openapi,
     processor_versions,
     processors,
     replay,
@@ -58,6 +59,7 @@ log = logging.getLogger("ffaas.control_plane")
 def create_app(settings: Settings) -> Starlette:
     routes: list[BaseRoute] = [
         *status.routes,
+        *openapi.routes,
         *endpoints.routes,
         *deploys.routes,
         *processors.routes,

@@ -1,6 +1,6 @@
 """Admin authentication: with FFAAS_ADMIN_TOKEN set, every route needs `Authorization: Bearer <token>`.
 
-Exempt (readable without the token): `GET /status`, and the conversation reads
+Exempt (readable without the token): `GET /status`, `GET /openapi.json`, and the conversation reads
 `GET /conversation/<id>` and `GET /conversation/<id>/audit_item`, since conversation
 ids are random UUIDs handed only to the caller of the run (`/conversation/stream` is
 not one of them: it needs the token, like the list). HEAD counts as GET.
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from control_plane.console.session import CSRF_HEADER, SAFE_METHODS, csrf_matches, is_signed_in
 from shared.errors import error_response
 
-_EXEMPT_READS = re.compile(r"/status|/conversation/(?!stream$)[^/]+(/audit_item)?")
+_EXEMPT_READS = re.compile(r"/status|/openapi\.json|/conversation/(?!stream$)[^/]+(/audit_item)?")
 _CONSOLE = re.compile(r"/|/ui(/.*)?")
 
 

@@ -2,7 +2,9 @@
 
 Runs (`/<endpoint-id>[/...]` and `/processor/<id>/...`, any method) go straight
 to their dispatchers, which are plain ASGI apps; Starlette serves the rest
-(`/status`, and `POST /replay` for control planes, see `replay`) and drives the lifespan.
+(`/status`, `/openapi.json`, and `POST /replay` for control planes, see `replay`) and drives the
+lifespan. The first path segment of every Starlette route is never taken for an endpoint id. The
+run routes are described in `openapi.py` (`RUNS`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
@@ -31,6 +33,7 @@ from data_plane.executors.wagi import WagiExecutor
 from data_plane.host.network_policy import NetworkPolicy
 from data_plane.host.outbound_http import OutboundHttp
 from data_plane.host.outbound_limits import OutboundLimits
+from data_plane.openapi import routes as openapi_routes
 from data_plane.outbox import DiskOutbox
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
@@ -46,6 +49,7 @@ from data_plane.settings import Settings
 from data_plane.sync import RouteSync
 from shared.errors import install_error_handlers
 from shared.keys import Keys
+from shared.openapi import json_answer, operation, ref
 from shared.redis import connect
 
 STATUS_PING_TIMEOUT_S = 1.0
@@ -155,6 +159,12 @@ def create_app(settings: Settings) -> DataPlaneApp:
             app.state.wasm_processors = wasm
             yield
 
+    @operation(
+        "Is the data plane up, and what does it serve",
+        tag="status",
+        public=True,
+        responses={200: json_answer("The data plane serves", ref("DataPlaneStatus"))},
+    )
     async def status(request: Request) -> JSONResponse:
         outbox: DiskOutbox = request.app.state.recorder.outbox
         try:
@@ -204,6 +214,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
         routes=[
             Route("/status", status, methods=["GET"]),
             Route("/replay", replays.handle, methods=["POST"]),
+            *openapi_routes,
         ],
         lifespan=lifespan,
     )
@@ -219,6 +230,8 @@ class DataPlaneApp:
         self.starlette = starlette
         self.endpoints: ASGIApp | None = None
         self.processors: ASGIApp | None = None
+        # "", "processor", and every Starlette route's ("status", "openapi.json", "replay"): never endpoint ids.
+        self.not_endpoints = {"", "processor"} | {_first_segment(route) for route in starlette.routes}
 
     def stop_serving_runs(self) -> None:
         self.endpoints = self.processors = None
@@ -232,6 +245,11 @@ class DataPlaneApp:
             first_segment = scope["path"].split("/", 2)[1]
             if first_segment == "processor" and self.processors is not None:
                 return await self.processors(scope, receive, send)
-            if first_segment not in ("", "status", "processor", "replay") and self.endpoints is not None:
+            if first_segment not in self.not_endpoints and self.endpoints is not None:
                 return await self.endpoints(scope, receive, send)
         await self.starlette(scope, receive, send)
+
+
+def _first_segment(route: BaseRoute) -> str:
+    path: str = getattr(route, "path", "")
+    return path.split("/", 2)[1] if path.startswith("/") else ""

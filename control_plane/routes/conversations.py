@@ -42,6 +42,7 @@ from control_plane.state import Services, services
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
 from shared.errors import BadRequest, NotFound, Unavailable
+from shared.openapi import TIMESTAMP, UUID, error, json_answer, nullable, operation, query, ref
 from shared.timestamps import format_timestamp
 
 log = logging.getLogger("ffaas.control_plane.conversations")
@@ -51,6 +52,109 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 FILTER_PARAMETERS = ("endpoint_id", "processor_id", "replay_of", "is_replay", "outcome", "since")
 LIST_PARAMETERS = (*FILTER_PARAMETERS, "limit", "before")
+TAG = "conversations"
+
+_HEADERS = {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
+_CAPTURED_BODY = {
+    "body": {"type": "string", "description": "UTF-8 text, else data:application/octet-stream;base64,..."},
+    "body_truncated": {
+        "const": True,
+        "description": "present when the body was cut (FFAAS_MAX_CAPTURED_BODY_BYTES)",
+    },
+    "body_bytes": {"type": "integer", "description": "the whole body's size, when it was cut"},
+}
+_SUMMARY_FIELDS = {
+    "id": UUID,
+    "created_at": TIMESTAMP,
+    "request_processor_id": {**nullable(UUID), "description": "the processor that ran; null for endpoints"},
+    "endpoint_id": {**nullable(UUID), "description": "the endpoint that ran; null for processors"},
+    "deploy_id": nullable(UUID),
+    "module_hash": nullable({"type": "string"}),
+    "processor_version_id": {**nullable(UUID), "description": "the processor version that ran"},
+    "replay_of": {**nullable(UUID), "description": "for a replay: the conversation it replayed"},
+    "replay_mode": {**nullable({"type": "string"}), "description": "for a replay: live or recorded"},
+    "finished_at": nullable(TIMESTAMP),
+    "duration_ms": nullable({"type": "number"}),
+    "outcome": {"type": "string", "description": "how the run ended: completed, timed_out, trapped, ..."},
+    "status": {"type": "integer", "description": "the HTTP status the caller got"},
+    "error": {**nullable({"type": "string"}), "description": "the error message the caller got, if any"},
+    "error_detail": {**nullable({"type": "string"}), "description": "guest internals: trap frames, stacks"},
+}
+schemas = {
+    "ConversationSummary": {
+        "type": "object",
+        "required": list(_SUMMARY_FIELDS),
+        "properties": _SUMMARY_FIELDS,
+        "additionalProperties": False,
+    },
+    "Conversation": {
+        "type": "object",
+        "required": [*_SUMMARY_FIELDS, "audit_items"],
+        "properties": {
+            **_SUMMARY_FIELDS,
+            "audit_items": {"type": "array", "items": ref("AuditItem"), "description": "oldest first"},
+        },
+        "additionalProperties": False,
+    },
+    "ConversationPage": {
+        "type": "object",
+        "required": ["conversations", "next"],
+        "properties": {
+            "conversations": {
+                "type": "array",
+                "items": ref("ConversationSummary"),
+                "description": "last stored first",
+            },
+            "next": {**nullable({"type": "string"}), "description": "pass as `before` for the next page"},
+        },
+        "additionalProperties": False,
+    },
+    "AuditItem": {
+        "type": "object",
+        "description": "A request (inc 0: the incoming one; 1, 2, ...: outbound), a response (`request`: "
+        "the id of the request answered) or a log line.",
+        "required": ["kind", "id", "created_at", "conversation_id", "payload"],
+        "properties": {
+            "kind": {"enum": ["request", "response", "log"]},
+            "id": UUID,
+            "created_at": TIMESTAMP,
+            "conversation_id": UUID,
+            "payload": {"anyOf": [ref("RequestPayload"), ref("ResponsePayload"), {"type": "string"}]},
+            "inc": {"type": "integer", "minimum": 0},
+            "request": UUID,
+        },
+        "additionalProperties": False,
+    },
+    "RequestPayload": {
+        "type": "object",
+        "required": ["method", "path", "query", "headers", "body", "version"],
+        "properties": {
+            "method": {"type": "string"},
+            "url": {"type": "string", "description": "outbound requests only"},
+            "path": {"type": "string"},
+            "query": {"type": "string"},
+            "headers": _HEADERS,
+            **_CAPTURED_BODY,
+            "version": {"type": "string"},
+        },
+    },
+    "ResponsePayload": {
+        "type": "object",
+        "description": "A response; for an outbound request that got none, only `error`.",
+        "anyOf": [{"required": ["code", "headers", "body", "version"]}, {"required": ["error"]}],
+        "properties": {
+            "code": {"type": "integer"},
+            "headers": _HEADERS,
+            **_CAPTURED_BODY,
+            "version": {"type": "string"},
+            "error": {"type": "string"},
+        },
+    },
+}
+NOT_FOUND = error("No conversation with this id")
+NOT_STORED_YET = error(
+    "The conversation is not stored yet and the conversation stream could not be read (FFAAS_REDIS_URL)"
+)
 
 
 def conversation_json(conversation: store.Conversation) -> dict[str, Any]:
@@ -89,16 +193,63 @@ def item_json(item: store.StoredItem) -> dict[str, Any]:
     return shown
 
 
+@operation(
+    "Read a conversation with its audit items",
+    tag=TAG,
+    public=True,
+    description="Readable without the admin token: conversation ids are random UUIDs handed only to "
+    "the caller of the run (FH-Conversation-Id). A conversation is readable as soon as its run answered.",
+    responses={
+        200: json_answer("The run and its audit items", ref("Conversation")),
+        404: NOT_FOUND,
+        503: NOT_STORED_YET,
+    },
+)
 async def get_conversation(request: Request) -> JSONResponse:
     conversation, items = await find_conversation(services(request), request.path_params["conversation_id"])
     return JSONResponse(full_conversation_json(conversation, items))
 
 
+@operation(
+    "Read a conversation's audit items",
+    tag=TAG,
+    public=True,
+    responses={
+        200: json_answer("The items, oldest first", {"type": "array", "items": ref("AuditItem")}),
+        404: NOT_FOUND,
+        503: NOT_STORED_YET,
+    },
+)
 async def get_audit_items(request: Request) -> JSONResponse:
     _, items = await find_conversation(services(request), request.path_params["conversation_id"])
     return JSONResponse([item_json(item) for item in items])
 
 
+@operation(
+    "List conversations, last stored first",
+    tag=TAG,
+    parameters=[
+        query("endpoint_id", {"type": "string"}, "only the runs of this endpoint"),
+        query("processor_id", {"type": "string"}, "only the runs of this processor"),
+        query("replay_of", {"type": "string"}, "only the replays of this conversation"),
+        query("is_replay", {"enum": ["true", "false"]}, "only replays (true), or only original runs (false)"),
+        query("outcome", {"type": "string"}, "only the runs that ended so (completed, timed_out, ...)"),
+        query("since", {"type": "string", "format": "date-time"}, "only runs started at or after this time"),
+        query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            f"page size (default {DEFAULT_LIMIT})",
+        ),
+        query("before", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "the `next` cursor of the previous page"),
+    ],
+    responses={
+        200: json_answer("One page of conversations (without their audit items)", ref("ConversationPage")),
+        400: error(
+            "An unknown query parameter, a `limit` out of range, a `before` that is not a cursor, "
+            "an `is_replay` that is not true or false, or a `since` that is not an RFC 3339 timestamp"
+        ),
+    },
+)
 async def list_conversations(request: Request) -> JSONResponse:
     params = request.query_params
     check_parameters(params, LIST_PARAMETERS)

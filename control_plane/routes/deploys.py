@@ -27,9 +27,41 @@ from control_plane.state import services
 from control_plane.storage import endpoints as store
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound
+from shared.openapi import Body, error, json_answer, json_body, operation, query, ref
 from shared.request_body import read_capped_body
 
+TAG = "endpoints"
+schemas = {
+    "Rollback": {
+        "type": "object",
+        "properties": {"deploy_id": {"type": "string", "description": "the deploy to make active"}},
+    },
+}
 
+
+@operation(
+    "Deploy a WebAssembly module to an endpoint",
+    tag=TAG,
+    description="The body is the module's bytes (any content type). It is validated without running "
+    "it, stored, and becomes the endpoint's active deploy; the answer comes once every live data plane "
+    "serves it (or after FFAAS_DEPLOY_ACK_TIMEOUT_MS). With `activate=false` it is only stored (and "
+    "its bytes put where data planes find them), for a replay against it; the active deploy stays.",
+    parameters=[query("activate", {"enum": ["true", "false"]}, "make it the active deploy (default true)")],
+    body=Body(
+        {"application/octet-stream": {"type": "string", "contentMediaType": "application/octet-stream"}},
+        "A WASI preview1 command module exporting `_start` and `memory`",
+    ),
+    responses={
+        201: json_answer("The deploy, now active (unless activate=false)", ref("Deploy")),
+        400: error(
+            "`activate` is neither true nor false, an empty body, or not a module the guest contract can run: not wasm, a component, no `_start`, "
+            "no exported `memory`, or imports from outside wasi_snapshot_preview1"
+        ),
+        404: error("No endpoint with this id"),
+        413: error("The module is larger than FFAAS_MAX_MODULE_BYTES"),
+        503: error("Redis is unavailable, so the deploy could not be published (FFAAS_REDIS_URL)"),
+    },
+)
 async def create_deploy(request: Request) -> JSONResponse:
     found = services(request)
     endpoint_id = request.path_params["endpoint_id"]
@@ -63,6 +95,23 @@ def _activate(request: Request) -> bool:
     return raw == "true"
 
 
+@operation(
+    "Make an older deploy active again",
+    tag=TAG,
+    description="Without a body (or without `deploy_id`), the deploy before the active one in the "
+    "history becomes active. The history itself never changes.",
+    body=json_body(ref("Rollback"), required=False),
+    responses={
+        200: json_answer("The endpoint, with its new active deploy", ref("Endpoint")),
+        400: error(
+            "The body is not JSON, not an object, `deploy_id` is not a string, or there is no earlier "
+            "deploy to roll back to"
+        ),
+        404: error("No endpoint with this id, or no deploy `deploy_id` in its history"),
+        413: error("The body is larger than a JSON body may be"),
+        503: error("Redis is unavailable, so the change could not be published (FFAAS_REDIS_URL)"),
+    },
+)
 async def rollback(request: Request) -> JSONResponse:
     found = services(request)
     endpoint_id = request.path_params["endpoint_id"]

@@ -33,6 +33,7 @@ from control_plane.storage.processor_versions import ProcessorVersion
 from control_plane.transpile import transpile
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
+from shared.openapi import UUID, error, json_answer, json_body, no_content, operation, ref
 
 FIELDS = ("name", "language", "runtime", "code")
 LANGUAGES = {"js": "js", "ts": "ts", "javascript": "js", "typescript": "ts"}
@@ -41,6 +42,65 @@ MAX_NAME_CHARS = 200
 # Room for JSON escaping of the code (up to 6 bytes per character) and the other fields.
 JSON_OVERHEAD_FACTOR = 6
 JSON_OVERHEAD_BYTES = 64 * 1024
+TAG = "processors"
+
+schemas = {
+    "Processor": {
+        "type": "object",
+        "required": ["id", "name", "language", "runtime", "code"],
+        "properties": {
+            "id": UUID,
+            "name": {"type": "string"},
+            "language": {"enum": ["js", "ts"]},
+            "runtime": {"enum": list(RUNTIMES)},
+            "code": {"type": "string", "description": "exactly as saved"},
+        },
+        "additionalProperties": False,
+    },
+    "ProcessorFields": {
+        "type": "object",
+        "description": "Every field is required. The code is checked (js) or transpiled (ts) by esbuild "
+        "when saved.",
+        "required": list(FIELDS),
+        "properties": {
+            "id": {"description": "optional: ignored on POST (a new id is made); on PUT, the path's id"},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"},
+            "language": {"enum": list(LANGUAGES)},
+            "runtime": {"enum": list(RUNTIMES)},
+            "code": {"type": "string", "minLength": 1, "pattern": r"\S"},
+        },
+        "examples": [
+            {
+                "name": "relay",
+                "language": "ts",
+                "runtime": "v8",
+                "code": "async function main(fh: any, request: any) { fh.log(request.method); "
+                "return {code: 200, body: {seen: request.body}}; }",
+            }
+        ],
+    },
+}
+NOT_FOUND = error("No processor with this id")
+INVALID = (
+    "A field missing or of the wrong type, an unknown language or runtime, an empty name or code, "
+    "or code that does not compile (esbuild's message with line:column)"
+)
+TOO_LARGE = error("The code is larger than FFAAS_MAX_PROCESSOR_CODE_BYTES")
+CANNOT_SAVE = error(
+    "esbuild is missing or failed (FFAAS_ESBUILD_PATH, FFAAS_TRANSPILE_TIMEOUT_MS), or Redis is "
+    "unavailable, so the change could not be published (FFAAS_REDIS_URL)"
+)
+PROCESSOR_LINKS = {
+    "GetProcessor": {"operationId": "get_processor", "parameters": {"processor_id": "$response.body#/id"}},
+    "ReplaceProcessor": {
+        "operationId": "replace_processor",
+        "parameters": {"processor_id": "$response.body#/id"},
+    },
+    "DeleteProcessor": {
+        "operationId": "delete_processor",
+        "parameters": {"processor_id": "$response.body#/id"},
+    },
+}
 
 
 def version_json(version: ProcessorVersion) -> dict[str, Any]:
@@ -71,6 +131,17 @@ def processor_not_found(processor_id: str) -> NotFound:
     return NotFound(f"processor {processor_id} not found")
 
 
+@operation(
+    "Create a processor",
+    tag=TAG,
+    body=json_body(ref("ProcessorFields")),
+    responses={
+        201: json_answer("The new processor", ref("Processor"), links=PROCESSOR_LINKS),
+        400: error(INVALID),
+        413: TOO_LARGE,
+        503: CANNOT_SAVE,
+    },
+)
 async def create_processor(request: Request) -> JSONResponse:
     found = services(request)
     fields = validate_fields(
@@ -82,11 +153,23 @@ async def create_processor(request: Request) -> JSONResponse:
     return JSONResponse(processor_json(processor), status_code=201)
 
 
+@operation(
+    "List processors",
+    tag=TAG,
+    responses={
+        200: json_answer("Every processor, oldest first", {"type": "array", "items": ref("Processor")})
+    },
+)
 async def list_processors(request: Request) -> JSONResponse:
     processors = await store.list_processors(services(request).db)
     return JSONResponse([processor_json(processor) for processor in processors])
 
 
+@operation(
+    "Read a processor",
+    tag=TAG,
+    responses={200: json_answer("The processor", ref("Processor")), 404: NOT_FOUND},
+)
 async def get_processor(request: Request) -> JSONResponse:
     processor_id = request.path_params["processor_id"]
     processor = await store.get_processor(services(request).db, processor_id)
@@ -95,6 +178,19 @@ async def get_processor(request: Request) -> JSONResponse:
     return JSONResponse(processor_json(processor))
 
 
+@operation(
+    "Replace a processor",
+    tag=TAG,
+    description="PUT replaces the whole processor: send name, language, runtime and code.",
+    body=json_body(ref("ProcessorFields")),
+    responses={
+        200: json_answer("The processor as saved", ref("Processor")),
+        400: error(INVALID + "; or an `id` in the body that differs from the path's"),
+        404: NOT_FOUND,
+        413: TOO_LARGE,
+        503: CANNOT_SAVE,
+    },
+)
 async def replace_processor(request: Request) -> JSONResponse:
     found = services(request)
     processor_id = request.path_params["processor_id"]
@@ -114,6 +210,15 @@ async def replace_processor(request: Request) -> JSONResponse:
     return JSONResponse(processor_json(processor))
 
 
+@operation(
+    "Delete a processor",
+    tag=TAG,
+    responses={
+        204: no_content("Deleted"),
+        404: NOT_FOUND,
+        503: error("Redis is unavailable, so the deletion could not be published (FFAAS_REDIS_URL)"),
+    },
+)
 async def delete_processor(request: Request) -> Response:
     found = services(request)
     processor_id = request.path_params["processor_id"]

@@ -20,10 +20,32 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from control_plane.state import services
+from shared.openapi import json_answer, operation
+
+schemas = {
+    "ControlPlaneStatus": {
+        "type": "object",
+        "description": "Always 200 while the process serves; more fields may be added.",
+        "required": ["status", "service", "redis"],
+        "properties": {
+            "status": {"const": "ok"},
+            "service": {"const": "control-plane"},
+            "redis": {"enum": ["ok", "unavailable"]},
+        },
+    },
+}
 
 STATUS_REDIS_TIMEOUT_S = 1.0
 
 
+@operation(
+    "Is the control plane up, and does Redis answer",
+    tag="status",
+    public=True,
+    responses={
+        200: json_answer("The control plane serves", {"$ref": "#/components/schemas/ControlPlaneStatus"})
+    },
+)
 async def get_status(request: Request) -> JSONResponse:
     found = services(request)
     stream: dict[str, Any] = {"conversation_stream": None, "redis_used_memory": None}
