@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 log = logging.getLogger("ffaas.errors")
 
@@ -106,11 +107,24 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     message = exc.detail
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         message = f"no route for {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
-    return error_response(exc.status_code, message, dict(exc.headers or {}))
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(exc.status_code, message, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this path. Starlette's own 405 names only the
+    first route whose path matches, and a path served by one route per method has several."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            allowed.update(getattr(route, "methods", None) or ())
+    return sorted(allowed)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
