@@ -3,7 +3,9 @@
 Each `Cluster` has its own Redis key prefix, its own admin token and its own data
 directory per plane (the control plane's SQLite file, each data plane's module
 cache), so clusters never see each other even when they share a redis-server.
-Everything is driven over plain HTTP; `close()` stops every plane it started.
+Everything is driven over plain HTTP; `close()` stops every plane it started. Every response
+the cluster's clients (`http`, `admin`) receive from a plane is checked against that plane's
+OpenAPI document (`openapi_conformance.py`), so the e2e tests also hold the documents true.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RedisServer, free_port
+from tests.e2e.openapi_conformance import Conformance
 from tests.e2e.processes import POLL_S, START_TIMEOUT_S, Plane, PlaneStartupError
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -45,8 +48,12 @@ class Cluster:
         self.control_plane: Plane | None = None
         self.data_planes: list[Plane] = []
         self._data_plane_numbers = itertools.count(1)
-        self.http = httpx.Client(timeout=30.0)
-        self.admin = httpx.Client(timeout=30.0, headers={"authorization": f"Bearer {self.admin_token}"})
+        self.conformance: dict[str, Conformance] = {}
+        hooks = {"response": [self.check_conformance]}
+        self.http = httpx.Client(timeout=30.0, event_hooks=hooks)
+        self.admin = httpx.Client(
+            timeout=30.0, headers={"authorization": f"Bearer {self.admin_token}"}, event_hooks=hooks
+        )
         LIVE.append(self)
 
     # -- processes ---------------------------------------------------------------------------------
@@ -172,6 +179,24 @@ class Cluster:
 
     def describe_logs(self) -> str:
         return "\n".join(plane.describe_log() for plane in self.planes())
+
+    # -- the OpenAPI documents ----------------------------------------------------------------------
+
+    def check_conformance(self, response: httpx.Response) -> None:
+        """Assert that `response` is one the answering plane's OpenAPI document allows."""
+        port = response.request.url.port
+        if self.control_plane is not None and port == self.control_plane.port:
+            kind, plane = "control", self.control_plane
+        else:
+            plane = next((data for data in self.data_planes if data.port == port), None)
+            if plane is None:
+                return  # not a plane (a target server of outbound requests)
+            kind = "data"
+        if kind not in self.conformance:
+            document = httpx.get(f"{plane.url}/openapi.json", timeout=30.0)
+            assert document.status_code == 200, f"GET /openapi.json on {plane!r}: {document.status_code}"
+            self.conformance[kind] = Conformance(document.json())
+        self.conformance[kind].check(response)
 
     # -- the admin API -----------------------------------------------------------------------------
 
