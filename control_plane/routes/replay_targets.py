@@ -35,6 +35,9 @@ async def resolve_target(
         problem = "none was" if not given else f"{' and '.join(given)} were"
         raise BadRequest(f"give exactly one target: {kind}; {problem} given")
     field = given[0]
+    drafted = [name for name in ("language", "runtime") if body.get(name) is not None]
+    if drafted and field != "code":
+        raise BadRequest(f"{' and '.join(drafted)} may only come with code (a draft), not with {field}")
     if endpoint_id is not None:
         if field != "deploy_id":
             raise BadRequest(f"endpoint {endpoint_id}'s runs replay against a deploy_id, not {field}")
@@ -80,8 +83,8 @@ async def _draft(found: Services, body: dict[str, object], processor_id: str) ->
     processor = await processor_store.get_processor(found.db, processor_id)
     fields = {  # a deleted processor's runs can still be replayed against a draft naming both
         "name": processor.name if processor else "draft",
-        "language": body.get("language") or (processor.language if processor else None),
-        "runtime": body.get("runtime") or (processor.runtime if processor else None),
+        "language": _given_or(body, "language", processor.language if processor else None),
+        "runtime": _given_or(body, "runtime", processor.runtime if processor else None),
         "code": body["code"],
     }
     checked = validate_fields(fields, found.settings, replacing=False)
@@ -89,6 +92,12 @@ async def _draft(found: Services, body: dict[str, object], processor_id: str) ->
     return ProcessorCodeTarget(
         processor_id, None, checked.name, checked.language, checked.runtime, runnable.code_hash, runnable.js
     )
+
+
+def _given_or(body: dict[str, object], field: str, default: str | None) -> object:
+    """The field as given (even "" or 0, which validation then refuses), or `default` if absent or null."""
+    value = body.get(field)
+    return default if value is None else value
 
 
 def _string(body: dict[str, object], field: str) -> str:

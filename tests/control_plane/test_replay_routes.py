@@ -371,3 +371,32 @@ async def test_a_batch_a_crashed_control_plane_left_running_reads_as_interrupted
 
     assert shown.status_code == 200
     assert shown.json()["state"] == "interrupted"
+
+
+def test_draft_fields_go_with_code_only_and_are_never_silently_dropped(
+    admin: TestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
+) -> None:
+    """Found by schemathesis: `language`/`runtime` beside a version were ignored, and "" or 0 beside
+    code meant "the processor's"; both are refused now, and the data plane gets no job."""
+    code = "async function main(fh, request) { return 'v1'; }"
+    processor = admin.post(
+        "/admin/processor", json={"name": "p", "language": "js", "runtime": "v8", "code": code}
+    ).json()
+    record = processor_record(processor_id=processor["id"])
+    ingest(admin, redis_client, keys, record)
+    version = processor["active_version_id"]
+
+    beside_version = admin.post(
+        f"/conversation/{record.id}/replay", json={"processor_version_id": version, "runtime": "wasm"}
+    )
+    empty_language = admin.post(
+        f"/admin/processor/{processor['id']}/replay", json={"code": code, "language": ""}
+    )
+
+    assert beside_version.status_code == 400
+    assert beside_version.json()["message"] == (
+        "runtime may only come with code (a draft), not with processor_version_id"
+    )
+    assert empty_language.status_code == 400
+    assert "language must be one of js, ts" in empty_language.json()["message"]
+    assert fake.jobs == []
