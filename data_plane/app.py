@@ -230,7 +230,7 @@ class DataPlaneApp:
         self.starlette = starlette
         self.endpoints: ASGIApp | None = None
         self.processors: ASGIApp | None = None
-        # "", "processor", and every Starlette route's ("status", "openapi.json", "replay"): never endpoint ids.
+        # "", "processor" and the first segment of every Starlette route: never endpoint ids.
         self.not_endpoints = {"", "processor"} | {_first_segment(route) for route in starlette.routes}
 
     def stop_serving_runs(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
+from data_plane import replay
 from shared.openapi import (
     METHODS,
     Answer,
@@ -42,6 +43,7 @@ PATH_PARAMETERS: dict[str, Schema] = {
     "processor_id": {"description": "the processor's id", "schema": {"type": "string"}},
 }
 SCHEMAS: dict[str, Schema] = {
+    **replay.schemas,
     "DataPlaneStatus": {
         "type": "object",
         "description": "Always 200 while the process serves; more fields may be added.",
@@ -66,6 +68,7 @@ SCHEMAS: dict[str, Schema] = {
 TAGS = [
     {"name": "runs", "description": "Running endpoints and processors; every run is a conversation"},
     {"name": "status", "description": "Health and this document"},
+    {"name": "replay", "description": "Replays of recorded runs, asked for by control planes"},
 ]
 DESCRIPTION = (
     "The data plane of FFAAS: runs WebAssembly endpoints and JavaScript/TypeScript processors. "
@@ -88,7 +91,7 @@ WITHOUT_BODY = ("get", "head", "delete", "options", "trace")
 
 def _run(summary: str, name: str, unknown: str) -> dict[str, Operation]:
     """A run route's operation, once per method: a run answers any method."""
-    responses = {
+    responses: dict[int | str, Answer] = {
         "default": Answer(
             "The guest's response: its status, headers and body",
             {"*/*": {}},

@@ -25,8 +25,35 @@ from data_plane.replay_job import parse_job
 from data_plane.replay_runner import ReplayRunner
 from data_plane.responses import CONVERSATION_HEADER
 from shared.errors import BadRequest, Forbidden, Unauthorized, Unavailable
+from shared.openapi import Schema, error, json_answer, json_body, operation, ref
 from shared.replay_auth import replay_token
 from shared.request_body import read_capped_body
+
+schemas: dict[str, Schema] = {
+    "ReplayJob": {
+        "type": "object",
+        "description": "What the control plane sends (data_plane/replay_job.py): replay_of, outbound, the "
+        "recorded request, exactly one of endpoint or processor, and recorded_outbound.",
+        "required": ["replay_of", "outbound", "request"],
+        "properties": {
+            "replay_of": {"type": "string"},
+            "outbound": {"enum": ["recorded", "live"]},
+            "request": {"type": "object"},
+            "endpoint": {"type": "object"},
+            "processor": {"type": "object"},
+            "recorded_outbound": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "ReplayRun": {
+        "type": "object",
+        "required": ["conversation_id", "status"],
+        "properties": {
+            "conversation_id": {"type": "string", "format": "uuid"},
+            "status": {"type": "integer", "description": "the status the replayed run answered"},
+        },
+        "additionalProperties": False,
+    },
+}
 
 
 class ReplayRoute:
@@ -36,6 +63,23 @@ class ReplayRoute:
         self.runner: ReplayRunner | None = None
         """Set by the lifespan once the dispatchers exist."""
 
+    @operation(
+        "Run a recorded request again against a given target (for control planes only)",
+        tag="replay",
+        description="Called by a control plane (POST /conversation/{id}/replay and batch replays there). "
+        "With FFAAS_ADMIN_TOKEN set, it needs `Authorization: Bearer <replay token>`, derived from that "
+        "token by the control plane; without one, only loopback callers may use it.",
+        body=json_body(ref("ReplayJob")),
+        responses={
+            200: json_answer("The replay ran and its conversation is in Redis", ref("ReplayRun")),
+            400: error("The job is not valid JSON, or a field of it is missing or wrong"),
+            401: error("No replay token, or a wrong one (FFAAS_ADMIN_TOKEN must match the control plane's)"),
+            403: error("No FFAAS_ADMIN_TOKEN is set on this data plane and the caller is not on loopback"),
+            409: error("The job cannot run as sent (e.g. its target's code or module is not available)"),
+            413: error("The job is larger than FFAAS_MAX_REPLAY_BYTES"),
+            503: error("The data plane is starting or stopping, or is overloaded (Retry-After)"),
+        },
+    )
     async def handle(self, request: Request) -> JSONResponse:
         self._check_caller(request)
         runner = self.runner

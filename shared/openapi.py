@@ -167,8 +167,10 @@ def operation(
     body: Body | None = None,
     parameters: Sequence[Schema] = (),
     public: bool = False,
+    operation_id: str = "",
 ) -> Callable[[Handler], Handler]:
-    """Attach the handler's OpenAPI description to it; its operationId is the handler's name."""
+    """Attach the handler's OpenAPI description to it; its operationId is `operation_id`, by default
+    the handler's name (`build_document` refuses two operations with the same one)."""
 
     def attach(handler: Handler) -> Handler:
         described = Operation(
@@ -179,7 +181,7 @@ def operation(
             body=body,
             parameters=parameters,
             public=public,
-            operation_id=handler.__name__,
+            operation_id=operation_id or handler.__name__,
         )
         setattr(handler, ATTRIBUTE, described)
         return handler
@@ -262,6 +264,15 @@ def build_document(
         paths.setdefault(route.path, {})[route.method.lower()] = found.as_openapi(parameters, secured=secured)
     for path, methods in (extra_paths or {}).items():
         paths.setdefault(path, {}).update(methods)
+    seen: dict[str, str] = {}
+    for path, methods in paths.items():
+        for method, shown in methods.items():
+            where = seen.setdefault(shown["operationId"], f"{method.upper()} {path}")
+            if where != f"{method.upper()} {path}":
+                raise ValueError(
+                    f"operationId {shown['operationId']!r} of {method.upper()} {path} is already {where}'s; "
+                    "give one of them operation_id=..."
+                )
     components: Schema = {"schemas": {"Error": ERROR_SCHEMA, **schemas}}
     document: Schema = {
         "openapi": "3.1.0",

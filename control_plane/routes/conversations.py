@@ -42,7 +42,7 @@ from control_plane.state import Services, services
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
 from shared.errors import BadRequest, NotFound, Unavailable
-from shared.openapi import TIMESTAMP, UUID, error, json_answer, nullable, operation, query, ref
+from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, nullable, operation, query, ref
 from shared.timestamps import format_timestamp
 
 log = logging.getLogger("ffaas.control_plane.conversations")
@@ -80,7 +80,7 @@ _SUMMARY_FIELDS = {
     "error": {**nullable({"type": "string"}), "description": "the error message the caller got, if any"},
     "error_detail": {**nullable({"type": "string"}), "description": "guest internals: trap frames, stacks"},
 }
-schemas = {
+schemas: dict[str, Schema] = {
     "ConversationSummary": {
         "type": "object",
         "required": list(_SUMMARY_FIELDS),

@@ -27,14 +27,17 @@ from control_plane.state import services
 from control_plane.storage import endpoints as store
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound
-from shared.openapi import Body, error, json_answer, json_body, operation, query, ref
+from shared.openapi import Body, Schema, error, json_answer, json_body, nullable, operation, query, ref
 from shared.request_body import read_capped_body
 
 TAG = "endpoints"
-schemas = {
+schemas: dict[str, Schema] = {
     "Rollback": {
-        "type": "object",
-        "properties": {"deploy_id": {"type": "string", "description": "the deploy to make active"}},
+        "type": ["object", "null"],
+        "description": "optional; an empty body or null picks the one before the active one",
+        "properties": {
+            "deploy_id": {**nullable({"type": "string"}), "description": "the deploy to make active"}
+        },
     },
 }
 
@@ -54,7 +57,8 @@ schemas = {
     responses={
         201: json_answer("The deploy, now active (unless activate=false)", ref("Deploy")),
         400: error(
-            "`activate` is neither true nor false, an empty body, or not a module the guest contract can run: not wasm, a component, no `_start`, "
+            "`activate` is neither true nor false, an empty body, or not a module the guest contract "
+            "can run: not wasm, a component, no `_start`, "
             "no exported `memory`, or imports from outside wasi_snapshot_preview1"
         ),
         404: error("No endpoint with this id"),
@@ -98,6 +102,7 @@ def _activate(request: Request) -> bool:
 @operation(
     "Make an older deploy active again",
     tag=TAG,
+    operation_id="rollback_endpoint",
     description="Without a body (or without `deploy_id`), the deploy before the active one in the "
     "history becomes active. The history itself never changes.",
     body=json_body(ref("Rollback"), required=False),

@@ -21,7 +21,7 @@ from control_plane.routes.request_body import read_json, read_json_object
 from control_plane.state import services
 from control_plane.storage import endpoints as store
 from shared.errors import BadRequest, NotFound
-from shared.openapi import TIMESTAMP, UUID, error, json_answer, json_body, no_content, operation, ref
+from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, json_body, no_content, operation, ref
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_NAME_CHARS = 200
@@ -38,7 +38,7 @@ DEPLOY_SCHEMA = {
     },
     "additionalProperties": False,
 }
-schemas = {
+schemas: dict[str, Schema] = {
     "Endpoint": {
         "type": "object",
         "required": ["id", "name", "url", "active_deploy_id", "deploy_history", "created_at"],

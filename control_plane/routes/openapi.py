@@ -13,7 +13,15 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from control_plane.routes import conversations, deploys, endpoints, processors, status
+from control_plane.routes import (
+    conversations,
+    deploys,
+    endpoints,
+    processor_versions,
+    processors,
+    replay,
+    status,
+)
 from shared.openapi import Schema, build_document, document_route, is_excluded, package_version, routes_of
 
 NOT_JSON_API: tuple[str, ...] = ("/ui",)
@@ -23,6 +31,8 @@ everything under them (`shared.openapi.is_excluded`). Add a page here, and nothi
 PATH_PARAMETERS: dict[str, Schema] = {
     "endpoint_id": {"description": "the endpoint's id", "schema": {"type": "string"}},
     "processor_id": {"description": "the processor's id", "schema": {"type": "string"}},
+    "version_id": {"description": "the id of a version of the processor", "schema": {"type": "string"}},
+    "batch_id": {"description": "the id of a batch replay", "schema": {"type": "string"}},
     "conversation_id": {
         "description": "the conversation's id (FH-Conversation-Id)",
         "schema": {"type": "string"},
@@ -33,13 +43,16 @@ SCHEMAS: dict[str, Schema] = {
     **endpoints.schemas,
     **deploys.schemas,
     **processors.schemas,
+    **processor_versions.schemas,
     **conversations.schemas,
+    **replay.schemas,
 }
 TAGS = [
     {"name": "status", "description": "Health and this document"},
     {"name": "endpoints", "description": "WebAssembly endpoints, their deploys and environment"},
     {"name": "processors", "description": "JavaScript and TypeScript processors"},
     {"name": "conversations", "description": "The record of every run"},
+    {"name": "replay", "description": "Recorded runs replayed against another deploy, version or draft"},
 ]
 DESCRIPTION = (
     'The admin API of FFAAS. JSON everywhere; every error is `{"code": <status>, "message": ...}`. '

@@ -13,15 +13,43 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from control_plane.routes.processors import processor_json, processor_not_found, version_json
+from control_plane.routes.processors import VERSION_SCHEMA, processor_json, processor_not_found, version_json
 from control_plane.routes.request_body import read_json
 from control_plane.state import services
 from control_plane.storage import processor_versions as versions
 from control_plane.storage import processors as store
 from control_plane.storage.processor_versions import ProcessorVersion
 from shared.errors import BadRequest, NotFound
+from shared.openapi import Schema, error, json_answer, json_body, nullable, operation, ref
+
+TAG = "processors"
+schemas: dict[str, Schema] = {
+    "ProcessorVersionWithCode": {
+        **VERSION_SCHEMA,
+        "required": [*VERSION_SCHEMA["required"], "code"],
+        "properties": {
+            **VERSION_SCHEMA["properties"],
+            "code": {"type": "string", "description": "the code as saved in this version"},
+        },
+    },
+    "ProcessorRollback": {
+        "type": ["object", "null"],
+        "description": "optional; an empty body or null picks the one before the active one",
+        "properties": {
+            "version_id": {**nullable({"type": "string"}), "description": "the version to make active"}
+        },
+    },
+}
 
 
+@operation(
+    "Read a version of a processor, with its code",
+    tag=TAG,
+    responses={
+        200: json_answer("The version and the code saved in it", ref("ProcessorVersionWithCode")),
+        404: error("No processor with this id, or no such version of it"),
+    },
+)
 async def get_version(request: Request) -> JSONResponse:
     found = services(request)
     processor_id = request.path_params["processor_id"]
@@ -35,6 +63,24 @@ async def get_version(request: Request) -> JSONResponse:
     return JSONResponse({**version_json(version), "code": code})
 
 
+@operation(
+    "Make an earlier version of a processor active again",
+    tag=TAG,
+    operation_id="rollback_processor",
+    description="Without a body (or without `version_id`), the version before the active one becomes "
+    "active. The history itself never changes; the answer comes once live data planes run it.",
+    body=json_body(ref("ProcessorRollback"), required=False),
+    responses={
+        200: json_answer("The processor, with its new active version", ref("Processor")),
+        400: error(
+            "The body is not JSON, not an object, `version_id` is not a string, or there is no earlier "
+            "version to roll back to"
+        ),
+        404: error("No processor with this id, or no version `version_id` of it"),
+        413: error("The body is larger than a JSON body may be"),
+        503: error("Redis is unavailable, so the change could not be published (FFAAS_REDIS_URL)"),
+    },
+)
 async def rollback(request: Request) -> JSONResponse:
     found = services(request)
     processor_id = request.path_params["processor_id"]

@@ -33,7 +33,7 @@ from control_plane.storage.processor_versions import ProcessorVersion
 from control_plane.transpile import transpile
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
-from shared.openapi import UUID, error, json_answer, json_body, no_content, operation, ref
+from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, json_body, no_content, operation, ref
 
 FIELDS = ("name", "language", "runtime", "code")
 LANGUAGES = {"js": "js", "ts": "ts", "javascript": "js", "typescript": "ts"}
@@ -44,19 +44,40 @@ JSON_OVERHEAD_FACTOR = 6
 JSON_OVERHEAD_BYTES = 64 * 1024
 TAG = "processors"
 
-schemas = {
+VERSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "processor_id", "name", "language", "runtime", "code_hash", "created_at"],
+    "properties": {
+        "id": UUID,
+        "processor_id": UUID,
+        "name": {"type": "string"},
+        "language": {"enum": ["js", "ts"]},
+        "runtime": {"enum": list(RUNTIMES)},
+        "code_hash": {"type": "string", "description": "the content hash of the runnable JavaScript"},
+        "created_at": TIMESTAMP,
+    },
+    "additionalProperties": False,
+}
+schemas: dict[str, Schema] = {
     "Processor": {
         "type": "object",
-        "required": ["id", "name", "language", "runtime", "code"],
+        "required": ["id", "name", "language", "runtime", "code", "active_version_id", "version_history"],
         "properties": {
             "id": UUID,
             "name": {"type": "string"},
             "language": {"enum": ["js", "ts"]},
             "runtime": {"enum": list(RUNTIMES)},
             "code": {"type": "string", "description": "exactly as saved"},
+            "active_version_id": {**UUID, "description": "the version data planes run"},
+            "version_history": {
+                "type": "array",
+                "items": ref("ProcessorVersion"),
+                "description": "one version per create or PUT, oldest first",
+            },
         },
         "additionalProperties": False,
     },
+    "ProcessorVersion": VERSION_SCHEMA,
     "ProcessorFields": {
         "type": "object",
         "description": "Every field is required. The code is checked (js) or transpiled (ts) by esbuild "

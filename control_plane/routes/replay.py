@@ -34,6 +34,19 @@ from control_plane.state import Services, services
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage import processors as processor_store
 from shared.errors import BadRequest, NotFound
+from shared.openapi import (
+    TIMESTAMP,
+    UUID,
+    Answer,
+    Schema,
+    error,
+    json_answer,
+    json_body,
+    nullable,
+    operation,
+    query,
+    ref,
+)
 
 DRAFT_FIELDS = ("language", "runtime")
 MODE_FIELDS = ("outbound", "allow_truncated")
@@ -42,7 +55,214 @@ DEFAULT_BATCH_LIMIT = 50
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 200
 
+_OUTBOUND = {
+    "enum": list(OUTBOUND_MODES),
+    "description": "recorded (default): outbound requests answered from the original run's record, "
+    "nothing sent; live: sent for real",
+}
+_ALLOW_TRUNCATED = {"type": "boolean", "description": "replay runs whose recorded request body was cut"}
+_DRAFT = {
+    "code": {**nullable({"type": "string"}), "description": "a draft: code to run instead, saved nowhere"},
+    "language": {
+        **nullable({"enum": ["js", "ts", "javascript", "typescript"]}),
+        "description": "the draft's (default: the processor's); only with code",
+    },
+    "runtime": {
+        **nullable({"enum": ["v8", "wasm"]}),
+        "description": "the draft's (default: the processor's); only with code",
+    },
+}
 
+
+def _exactly_one(*fields: str) -> Schema:
+    """Exactly one of `fields` is a string (the others absent or null); language and runtime only
+    with code."""
+    only_with_code = [
+        {
+            "if": {"required": [name], "properties": {name: {"not": {"type": "null"}}}},
+            "then": {"required": ["code"], "properties": {"code": {"type": "string"}}},
+        }
+        for name in ("language", "runtime")
+    ]
+    return {
+        "oneOf": [{"required": [field], "properties": {field: {"type": "string"}}} for field in fields],
+        "allOf": only_with_code,
+    }
+
+
+_SELECTION = {
+    "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "description": f"how many runs, newest first (default {DEFAULT_BATCH_LIMIT}; "
+        "at most FFAAS_REPLAY_BATCH_MAX_RUNS)",
+    },
+    "since": {
+        **nullable({"type": "string", "format": "date-time"}),
+        "description": "only runs started at or after this time",
+    },
+    "outcome": {**nullable({"type": "string", "minLength": 1}), "description": "only runs that ended so"},
+}
+_PARTS = {"enum": ["status", "outcome", "headers", "body", "logs", "outbound"]}
+_BATCH_FIELDS = {
+    "id": UUID,
+    "state": {"enum": ["running", "finished", "interrupted"]},
+    "created_at": TIMESTAMP,
+    "finished_at": nullable(TIMESTAMP),
+    "endpoint_id": nullable(UUID),
+    "processor_id": nullable(UUID),
+    "target": {
+        "type": "object",
+        "description": "{deploy_id}, {processor_version_id} or {draft: {language, runtime, code_hash}}",
+    },
+    "outbound": {"enum": list(OUTBOUND_MODES)},
+    "selection": {"type": "object", "required": ["limit", "since", "outcome"]},
+    "total": {"type": "integer"},
+    "done": {"type": "integer"},
+    "replayed": {"type": "integer"},
+    "same": {"type": "integer"},
+    "differ": {"type": "integer"},
+    "errors": {"type": "integer"},
+    "differs_in": {
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
+        "description": "part -> how many runs differ in it",
+    },
+}
+schemas: dict[str, Schema] = {
+    "ConversationReplay": {
+        "type": "object",
+        "description": "Exactly one target: deploy_id (an endpoint's run), processor_version_id or code "
+        "(a processor's run). Unknown fields are refused.",
+        "properties": {
+            "deploy_id": {**nullable({"type": "string"}), "description": "a deploy of the run's endpoint"},
+            "processor_version_id": {
+                **nullable({"type": "string"}),
+                "description": "a version of the run's processor",
+            },
+            **_DRAFT,
+            "outbound": _OUTBOUND,
+            "allow_truncated": _ALLOW_TRUNCATED,
+        },
+        "additionalProperties": False,
+        **_exactly_one("deploy_id", "processor_version_id", "code"),
+    },
+    "Replayed": {
+        "type": "object",
+        "required": ["conversation", "diff"],
+        "properties": {"conversation": ref("Conversation"), "diff": ref("ReplayDiff")},
+        "additionalProperties": False,
+    },
+    "ReplayDiff": {
+        "type": "object",
+        "description": "How the replay differs from the original run, part by part (status, outcome, "
+        "headers, body, logs, outbound); `differs_in` lists the parts that differ.",
+        "required": ["differs", "differs_in", "status", "outcome", "headers", "body", "logs", "outbound"],
+        "properties": {
+            "differs": {"type": "boolean"},
+            "differs_in": {"type": "array", "items": _PARTS},
+            **{part: {"type": "object", "required": ["differs"]} for part in _PARTS["enum"]},
+        },
+    },
+    "EndpointRunsReplay": {
+        "type": "object",
+        "required": ["deploy_id"],
+        "properties": {
+            "deploy_id": {"type": "string", "description": "a deploy of this endpoint"},
+            "allow_truncated": _ALLOW_TRUNCATED,
+            **_SELECTION,
+        },
+        "additionalProperties": False,
+    },
+    "ProcessorRunsReplay": {
+        "type": "object",
+        "description": "Exactly one target: processor_version_id, or code (a draft). "
+        "Unknown fields are refused.",
+        "properties": {
+            "processor_version_id": {
+                **nullable({"type": "string"}),
+                "description": "a version of this processor",
+            },
+            **_DRAFT,
+            "outbound": _OUTBOUND,
+            "allow_truncated": _ALLOW_TRUNCATED,
+            **_SELECTION,
+        },
+        "additionalProperties": False,
+        **_exactly_one("processor_version_id", "code"),
+    },
+    "ReplayBatch": {
+        "type": "object",
+        "required": [*_BATCH_FIELDS, "runs"],
+        "properties": {
+            **_BATCH_FIELDS,
+            "runs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["original", "replay", "differs", "differs_in", "error"],
+                    "properties": {
+                        "original": UUID,
+                        "replay": nullable(UUID),
+                        "differs": nullable({"type": "boolean"}),
+                        "differs_in": {"type": "array", "items": _PARTS},
+                        "error": nullable({"type": "string"}),
+                    },
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+    "ReplayBatchSummary": {
+        "type": "object",
+        "description": "A batch's report without its runs",
+        "required": list(_BATCH_FIELDS),
+        "properties": _BATCH_FIELDS,
+        "additionalProperties": False,
+    },
+}
+TAG = "replay"
+_STARTED = Answer(
+    "The batch started, in the background: its report so far",
+    {"application/json": ref("ReplayBatch")},
+    {"Location": {"description": "/replay/<batch id>", "schema": {"type": "string"}}},
+)
+_BUSY = error(
+    "FFAAS_REPLAY_MAX_BATCHES batches are running (see Retry-After), or Redis is unavailable "
+    "(FFAAS_REDIS_URL)"
+)
+
+
+@operation(
+    "Replay a recorded run against a deploy, a processor version or draft code",
+    tag=TAG,
+    description="The run's recorded request runs again on a data plane, recorded as a new conversation "
+    "(`replay_of`), and is compared with the original. Outbound requests are answered from the record "
+    "unless `outbound` is live.",
+    body=json_body(ref("ConversationReplay")),
+    responses={
+        200: json_answer("The replay's conversation and how it differs from the original", ref("Replayed")),
+        400: error(
+            "Not a JSON object, an unknown field, not exactly one target, a target of the wrong kind, "
+            "draft code that does not compile, or a bad `outbound` or `allow_truncated`"
+        ),
+        404: error("No conversation with this id, or the target is not one of its endpoint's or processor's"),
+        409: error(
+            "The run cannot be replayed as recorded: a body was cut when recorded (send allow_truncated), "
+            "or no incoming request was recorded"
+        ),
+        413: error(
+            "The draft code is larger than FFAAS_MAX_PROCESSOR_CODE_BYTES, or the replay is larger than "
+            "a data plane takes (FFAAS_MAX_REPLAY_BYTES)"
+        ),
+        502: error("The data plane refused the replay (FFAAS_ADMIN_TOKEN must be the same on both planes)"),
+        503: error(
+            "No data plane answered within FFAAS_REPLAY_TIMEOUT_MS (FFAAS_DATA_PLANE_URL), one was "
+            "overloaded (Retry-After), or Redis is unavailable (FFAAS_REDIS_URL)"
+        ),
+    },
+)
 async def replay_conversation(request: Request) -> JSONResponse:
     found = services(request)
     body = await _body(request, found, (*TARGET_FIELDS, *DRAFT_FIELDS, *MODE_FIELDS))
@@ -63,6 +283,18 @@ async def replay_conversation(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "Replay an endpoint's recorded runs against one of its deploys, in the background",
+    tag=TAG,
+    body=json_body(ref("EndpointRunsReplay")),
+    responses={
+        202: _STARTED,
+        400: error("Not a JSON object, an unknown field, no deploy_id, or a bad limit, since or outcome"),
+        404: error("No endpoint with this id, or the deploy is not one of its own"),
+        413: error("The body is larger than a JSON body may be"),
+        503: _BUSY,
+    },
+)
 async def replay_endpoint_runs(request: Request) -> JSONResponse:
     found = services(request)
     endpoint_id = request.path_params["endpoint_id"]
@@ -81,6 +313,21 @@ async def replay_endpoint_runs(request: Request) -> JSONResponse:
     return _accepted(report)
 
 
+@operation(
+    "Replay a processor's recorded runs against a version or draft code, in the background",
+    tag=TAG,
+    body=json_body(ref("ProcessorRunsReplay")),
+    responses={
+        202: _STARTED,
+        400: error(
+            "Not a JSON object, an unknown field, not exactly one target, draft code that does not "
+            "compile, or a bad outbound, allow_truncated, limit, since or outcome"
+        ),
+        404: error("No processor with this id, or the version is not one of its own"),
+        413: error("The draft code is larger than FFAAS_MAX_PROCESSOR_CODE_BYTES"),
+        503: _BUSY,
+    },
+)
 async def replay_processor_runs(request: Request) -> JSONResponse:
     found = services(request)
     processor_id = request.path_params["processor_id"]
@@ -100,6 +347,11 @@ async def replay_processor_runs(request: Request) -> JSONResponse:
     return _accepted(report)
 
 
+@operation(
+    "Read a batch replay's report, while it runs and after",
+    tag=TAG,
+    responses={200: json_answer("The report", ref("ReplayBatch")), 404: error("No batch with this id")},
+)
 async def get_batch(request: Request) -> JSONResponse:
     batch_id = request.path_params["batch_id"]
     report = await services(request).replay_batches.report(batch_id)
@@ -108,6 +360,31 @@ async def get_batch(request: Request) -> JSONResponse:
     return JSONResponse(report)
 
 
+@operation(
+    "List batch replays, newest first",
+    tag=TAG,
+    parameters=[
+        query("endpoint_id", {"type": "string"}, "only this endpoint's batches"),
+        query("processor_id", {"type": "string"}, "only this processor's batches"),
+        query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT},
+            f"how many (default {DEFAULT_LIST_LIMIT})",
+        ),
+    ],
+    responses={
+        200: json_answer(
+            "The batches' reports, without their runs",
+            {
+                "type": "object",
+                "required": ["batches"],
+                "properties": {"batches": {"type": "array", "items": ref("ReplayBatchSummary")}},
+                "additionalProperties": False,
+            },
+        ),
+        400: error("An unknown query parameter, or a limit out of range"),
+    },
+)
 async def list_batches(request: Request) -> JSONResponse:
     params = request.query_params
     known = ("endpoint_id", "processor_id", "limit")

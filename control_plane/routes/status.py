@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from control_plane.state import services
-from shared.openapi import json_answer, operation
+from shared.openapi import Schema, json_answer, operation
 
-schemas = {
+schemas: dict[str, Schema] = {
     "ControlPlaneStatus": {
         "type": "object",
         "description": "Always 200 while the process serves; more fields may be added.",
