@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.text import Text
 
 from ffaas_cli import endpoint_env, names, output
@@ -112,7 +112,6 @@ def deploy(
         TextColumn("uploading {task.description}"),
         BarColumn(),
         DownloadColumn(),
-        TransferSpeedColumn(),
         console=output.stderr(),
     )
     with progress:
