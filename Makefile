@@ -1,7 +1,7 @@
 # FFAAS — the two commands:
 #   make up     install everything on a fresh Debian/Ubuntu machine and start Redis + both planes
 #   make test   lint (ruff + mypy), then the whole test suite: exactly what .ci/run calls
-# Also: make down, make status, make bench, make lint, make examples, make install.
+# Also: make down, make status, make bench, make fuzz, make lint, make examples, make install.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -18,7 +18,7 @@ export FFAAS_DATA_DIR ?= $(DATA_DIR)
 CONSOLE_SOURCES := $(wildcard control_plane/console/frontend/*)
 CONSOLE_BUILD := build/console
 
-.PHONY: install system-packages node-deps python-deps examples engines console up down status test bench lint clean
+.PHONY: install system-packages node-deps python-deps examples engines console up down status test bench fuzz lint clean
 
 install: system-packages node-deps python-deps examples engines console
 
@@ -107,10 +107,19 @@ bench: install
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BENCH_PACKAGES); }
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Schemathesis against both planes for longer than `make test` does (tests/e2e/fuzz/): each plane
+# is fuzzed for FFAAS_FUZZ_SECONDS with up to FFAAS_FUZZ_MAX_EXAMPLES examples per operation and
+# phase; the report of each run is printed.
+FFAAS_FUZZ_SECONDS ?= 150
+FFAAS_FUZZ_MAX_EXAMPLES ?= 200
+fuzz: install
+	FFAAS_FUZZ_SECONDS=$(FFAAS_FUZZ_SECONDS) FFAAS_FUZZ_MAX_EXAMPLES=$(FFAAS_FUZZ_MAX_EXAMPLES) \
+		$(BIN)/pytest tests/e2e/fuzz -s -q -p no:cacheprovider
+
 lint: python-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared control_plane data_plane
+	$(BIN)/mypy shared control_plane data_plane ffaas_cli
 
 clean:
 	rm -rf build $(VENV) node_modules

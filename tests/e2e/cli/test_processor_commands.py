@@ -42,7 +42,14 @@ def test_create_list_get_update_delete(ffaas: Ffaas, cluster: Cluster, tmp_path:
     updated = ffaas.ok(
         "processor", "update", "relay", str(tmp_path / "plain.js"), "--name", "relay-2", "--json"
     ).json()
-    assert updated == {**created, "name": "relay-2", "language": "js", "code": PLAIN_JS}
+    assert {key: updated[key] for key in ("id", "name", "language", "runtime", "code")} == {
+        "id": created["id"],
+        "name": "relay-2",
+        "language": "js",
+        "runtime": "v8",  # kept
+        "code": PLAIN_JS,
+    }
+    assert len(updated["version_history"]) == 2
     assert cluster.admin.get(f"{cluster.admin_url}/admin/processor/{created['id']}").json() == updated
     kept = ffaas.ok("processor", "update", created["id"], str(tmp_path / "relay.ts"), "--runtime", "wasm")
     assert "updated processor relay-2" in kept.stdout and "(ts, wasm)" in kept.stdout
