@@ -41,6 +41,8 @@ from control_plane.ingest import CatchUpFailed
 from control_plane.state import Services, services
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
+
+from shared.conversations import RunOutcome
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, nullable, operation, query, ref
 from shared.timestamps import format_timestamp
@@ -75,10 +77,15 @@ _SUMMARY_FIELDS = {
     "replay_mode": {**nullable({"type": "string"}), "description": "for a replay: live or recorded"},
     "finished_at": nullable(TIMESTAMP),
     "duration_ms": nullable({"type": "number"}),
-    "outcome": {"type": "string", "description": "how the run ended: completed, timed_out, trapped, ..."},
+    "outcome": {"enum": [outcome.value for outcome in RunOutcome], "description": "how the run ended"},
     "status": {"type": "integer", "description": "the HTTP status the caller got"},
     "error": {**nullable({"type": "string"}), "description": "the error message the caller got, if any"},
     "error_detail": {**nullable({"type": "string"}), "description": "guest internals: trap frames, stacks"},
+    "audit_items_dropped": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "audit items left out of the record past FFAAS_MAX_AUDIT_ITEMS (the run went on)",
+    },
 }
 schemas: dict[str, Schema] = {
     "ConversationSummary": {
