@@ -182,6 +182,21 @@ def show_processor(processor: dict[str, Any]) -> None:
             ]
         )
     )
+    versions = processor.get("version_history") or []
+    if versions:
+        shown = output.table("", "VERSION", "NAME", "LANGUAGE", "RUNTIME", "CREATED")
+        for version in versions:
+            active = version["id"] == processor.get("active_version_id")
+            shown.add_row(
+                "*" if active else "",
+                version["id"],
+                version["name"],
+                version["language"],
+                version["runtime"],
+                version["created_at"],
+            )
+        output.line()
+        output.show(shown)
     output.line()
     lexer = "typescript" if processor["language"] == "ts" else "javascript"
     output.show(Syntax(processor["code"], lexer, line_numbers=True, theme="ansi_dark"))

@@ -38,6 +38,7 @@ def test_create_list_get_update_delete(ffaas: Ffaas, cluster: Cluster, tmp_path:
     assert ffaas.ok("processor", "get", "relay", "--json").json() == created
     shown = ffaas.ok("processor", "get", created["id"]).stdout
     assert "runtime    v8" in shown and 'fh.log("got", request.method);' in shown
+    assert f"*   {created['active_version_id']}" in shown  # the version history, the active one marked
 
     updated = ffaas.ok(
         "processor", "update", "relay", str(tmp_path / "plain.js"), "--name", "relay-2", "--json"
