@@ -54,6 +54,11 @@ TIMESTAMP: Schema = {
 }
 UUID: Schema = {"type": "string", "format": "uuid"}
 
+_WHITESPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x10000)) if c.isspace())
+NOT_BLANK_PATTERN = f"[^{_WHITESPACE}]"
+"""A string with a character that is not whitespace as Python's `str.strip` sees it (which differs
+from JSON Schema's `\\s`: it counts \\x1c-\\x1f and \\x85, not \\ufeff), as the routes check it."""
+
 
 def ref(name: str) -> Schema:
     """A reference to `#/components/schemas/<name>`."""

@@ -21,7 +21,18 @@ from control_plane.routes.request_body import read_json, read_json_object
 from control_plane.state import services
 from control_plane.storage import endpoints as store
 from shared.errors import BadRequest, NotFound
-from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, json_body, no_content, operation, ref
+from shared.openapi import (
+    NOT_BLANK_PATTERN,
+    TIMESTAMP,
+    UUID,
+    Schema,
+    error,
+    json_answer,
+    json_body,
+    no_content,
+    operation,
+    ref,
+)
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 MAX_NAME_CHARS = 200
@@ -57,7 +68,12 @@ schemas: dict[str, Schema] = {
         "type": "object",
         "required": ["name"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_NAME_CHARS,
+                "pattern": NOT_BLANK_PATTERN,
+            },
         },
         "examples": [{"name": "echo"}],
     },

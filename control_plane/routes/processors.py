@@ -33,7 +33,18 @@ from control_plane.storage.processor_versions import ProcessorVersion
 from control_plane.transpile import transpile
 from shared.content_hash import content_hash
 from shared.errors import BadRequest, NotFound, PayloadTooLarge
-from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, json_body, no_content, operation, ref
+from shared.openapi import (
+    NOT_BLANK_PATTERN,
+    TIMESTAMP,
+    UUID,
+    Schema,
+    error,
+    json_answer,
+    json_body,
+    no_content,
+    operation,
+    ref,
+)
 
 FIELDS = ("name", "language", "runtime", "code")
 LANGUAGES = {"js": "js", "ts": "ts", "javascript": "js", "typescript": "ts"}
@@ -85,10 +96,15 @@ schemas: dict[str, Schema] = {
         "required": list(FIELDS),
         "properties": {
             "id": {"description": "optional: ignored on POST (a new id is made); on PUT, the path's id"},
-            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"},
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_NAME_CHARS,
+                "pattern": NOT_BLANK_PATTERN,
+            },
             "language": {"enum": list(LANGUAGES)},
             "runtime": {"enum": list(RUNTIMES)},
-            "code": {"type": "string", "minLength": 1, "pattern": r"\S"},
+            "code": {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN},
         },
         "examples": [
             {

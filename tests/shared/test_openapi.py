@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -9,6 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
 from shared.openapi import (
+    NOT_BLANK_PATTERN,
     build_document,
     error,
     json_answer,
@@ -125,3 +128,12 @@ def test_two_operations_with_one_operation_id_are_refused() -> None:
             tags=[],
             secured=False,
         )
+
+
+def test_the_not_blank_pattern_is_what_strip_calls_blank() -> None:
+    """Found by schemathesis: a name of one \\x1d passed the schema's `\\S` and was refused as empty."""
+    pattern = re.compile(NOT_BLANK_PATTERN)
+
+    disagreeing = [c for c in map(chr, range(0x110000)) if bool(pattern.search(c)) != bool(c.strip())]
+
+    assert disagreeing == []
