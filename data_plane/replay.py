@@ -29,20 +29,67 @@ from shared.openapi import Schema, error, json_answer, json_body, operation, ref
 from shared.replay_auth import replay_token
 from shared.request_body import read_capped_body
 
+_TEXT: Schema = {"type": "string", "minLength": 1}
+_HEADERS: Schema = {
+    "type": ["object", "null"],
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
 schemas: dict[str, Schema] = {
     "ReplayJob": {
         "type": "object",
-        "description": "What the control plane sends (data_plane/replay_job.py): replay_of, outbound, the "
-        "recorded request, exactly one of endpoint or processor, and recorded_outbound.",
+        "description": "What a control plane sends (data_plane/replay_job.py): the recorded request, exactly "
+        "one target, and in recorded mode the original run's outbound exchanges. The processor's code_hash "
+        "must be the content hash of its code.",
         "required": ["replay_of", "outbound", "request"],
         "properties": {
-            "replay_of": {"type": "string"},
+            "replay_of": {"type": "string", "minLength": 1},
             "outbound": {"enum": ["recorded", "live"]},
-            "request": {"type": "object"},
-            "endpoint": {"type": "object"},
-            "processor": {"type": "object"},
-            "recorded_outbound": {"type": "array", "items": {"type": "object"}},
+            "request": {
+                "type": "object",
+                "required": ["method", "path", "version"],
+                "properties": {
+                    "method": _TEXT,
+                    "path": _TEXT,
+                    "query": {"type": "string"},
+                    "headers": _HEADERS,
+                    "body": {"type": "string"},
+                    "version": _TEXT,
+                },
+            },
+            "endpoint": {
+                "type": ["object", "null"],
+                "required": ["endpoint_id", "deploy_id", "module_hash"],
+                "properties": {
+                    "endpoint_id": _TEXT,
+                    "deploy_id": _TEXT,
+                    "module_hash": _TEXT,
+                    "env": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
+                },
+            },
+            "processor": {
+                "type": ["object", "null"],
+                "required": ["processor_id", "name", "language", "runtime", "code_hash", "code", "entry"],
+                "properties": {
+                    **{
+                        name: _TEXT
+                        for name in ("processor_id", "name", "language", "runtime", "code_hash", "code")
+                    },
+                    "version_id": {"type": ["string", "null"]},
+                    "entry": {"enum": ["run", "run_with_prelude"]},
+                },
+            },
+            "recorded_outbound": {"type": ["array", "null"], "items": {"type": "object"}},
         },
+        "oneOf": [
+            {
+                "required": ["endpoint"],
+                "properties": {"endpoint": {"type": "object"}, "processor": {"type": "null"}},
+            },
+            {
+                "required": ["processor"],
+                "properties": {"processor": {"type": "object"}, "endpoint": {"type": "null"}},
+            },
+        ],
     },
     "ReplayRun": {
         "type": "object",
@@ -66,6 +113,7 @@ class ReplayRoute:
     @operation(
         "Run a recorded request again against a given target (for control planes only)",
         tag="replay",
+        operation_id="replay",
         description="Called by a control plane (POST /conversation/{id}/replay and batch replays there). "
         "With FFAAS_ADMIN_TOKEN set, it needs `Authorization: Bearer <replay token>`, derived from that "
         "token by the control plane; without one, only loopback callers may use it.",

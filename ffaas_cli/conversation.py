@@ -112,7 +112,10 @@ def tail_conversations(
     control = session(ctx).control
     filters = _filters(control, endpoint, processor, outcome)
     labels = None if json_output else Labels(control)
-    started = lambda how: output.note(f"following {how} at {control.base_url} (Ctrl-C stops)")  # noqa: E731
+
+    def started(how: str) -> None:
+        output.note(f"following {how} at {control.base_url} (Ctrl-C stops)")
+
     for conversation, raw in tail.follow(control, filters, poll=poll, started=started):
         if json_output:
             sys.stdout.write(raw + "\n")
