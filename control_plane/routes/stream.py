@@ -23,6 +23,7 @@ from starlette.routing import Route
 from control_plane.conversation_feed import Describe, conversation_events
 from control_plane.routes.conversations import (
     FILTER_PARAMETERS,
+    FILTER_QUERY,
     check_parameters,
     conversation_filter,
     conversation_json,
@@ -30,6 +31,7 @@ from control_plane.routes.conversations import (
 )
 from control_plane.state import services
 from control_plane.storage import conversations as store
+from shared.openapi import Answer, error, operation, query, ref
 
 STREAM_PARAMETERS = (*FILTER_PARAMETERS, "after")
 # Headers a proxy needs to pass events on at once.
@@ -40,6 +42,53 @@ async def summaries(conversations: list[store.Conversation]) -> list[dict[str, A
     return [conversation_json(conversation) for conversation in conversations]
 
 
+_CURSOR = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+
+
+@operation(
+    "Follow conversations as they are stored (Server-Sent Events)",
+    tag="conversations",
+    description="One event per stored conversation: `event: conversation`, `id: <cursor>`, `data: <one "
+    "item of GET /conversation's list, JSON>`, from the conversations stored after the request arrived "
+    "(or after `Last-Event-ID`, or `after`); a comment every FFAAS_STREAM_HEARTBEAT_MS. It does not end.",
+    parameters=[
+        *FILTER_QUERY,
+        query(
+            "after",
+            {"anyOf": [_CURSOR, {"const": ""}]},
+            "start after this cursor (a Last-Event-ID header wins over it; empty: not)",
+        ),
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "description": "resume after this event (what a reconnecting EventSource sends; empty: not)",
+            "schema": {"anyOf": [_CURSOR, {"const": ""}]},
+        },
+    ],
+    responses={
+        200: Answer(
+            "The stream: each event as its fields",
+            {
+                "text/event-stream": {
+                    "type": "object",
+                    "required": ["event", "id", "data"],
+                    "properties": {
+                        "event": {"const": "conversation"},
+                        "id": _CURSOR,
+                        "data": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": ref("ConversationSummary"),
+                        },
+                    },
+                }
+            },
+        ),
+        400: error("An unknown query parameter, a bad filter, or a cursor that is not one"),
+        503: error("FFAAS_STREAM_MAX_CLIENTS streams are open already (Retry-After)"),
+    },
+)
 async def stream_conversations(request: Request) -> EventSourceResponse:
     return await event_stream(request, STREAM_PARAMETERS, summaries)
 
@@ -52,12 +101,13 @@ async def event_stream(request: Request, known: tuple[str, ...], describe: Descr
     matching = conversation_filter(params)
     last_event_id = request.headers.get("last-event-id")
     latest = await found.feed.refresh()  # the feed may be idle (no stream was open): read it now
+    # Both are checked when given (a malformed `after` is refused even beside a Last-Event-ID); the
+    # header wins, since a reconnecting EventSource sends it with the URL it first opened.
+    given = parse_cursor(params["after"], "after", "a conversation cursor") if params.get("after") else None
     if last_event_id:
         after = parse_cursor(last_event_id, "Last-Event-ID", "the id of an event of this stream")
-    elif params.get("after"):
-        after = parse_cursor(params["after"], "after", "a conversation cursor")
     else:
-        after = latest
+        after = latest if given is None else given
     found.feed.check_room()  # a 503 now, before the response starts, rather than a closed stream
 
     async def events() -> AsyncIterator[ServerSentEvent]:

@@ -224,6 +224,12 @@ def test_bad_cursors_and_parameters_are_400(cluster: Cluster) -> None:
         "Last-Event-ID must be the id of an event",
     )
     assert_error(cluster.admin.get(url, params={"before": "3"}), 400, "unknown query parameter 'before'")
+    # Found by schemathesis: beside a Last-Event-ID, a malformed `after` went unchecked.
+    assert_error(
+        cluster.admin.get(url, params={"after": "yesterday"}, headers={"last-event-id": "1"}),
+        400,
+        "after must be a conversation cursor",
+    )
 
 
 def test_streams_are_bounded_and_counted(cluster: Cluster, open_stream: Opener) -> None:
