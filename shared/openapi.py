@@ -229,8 +229,11 @@ def routes_of(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[ServedR
 
 
 def is_excluded(path: str, excluded: Sequence[str]) -> bool:
-    """`path` is one of `excluded`, or under one of them (`/ui` excludes `/ui` and `/ui/...`)."""
-    return any(path == prefix or path.startswith(prefix.rstrip("/") + "/") for prefix in excluded)
+    """`path` is one of `excluded`, or under one of them (`/ui` excludes `/ui` and `/ui/...`; `/` is
+    only itself)."""
+    return any(
+        path == prefix or (prefix != "/" and path.startswith(prefix.rstrip("/") + "/")) for prefix in excluded
+    )
 
 
 def undocumented(served: Sequence[ServedRoute], excluded: Sequence[str]) -> list[str]:

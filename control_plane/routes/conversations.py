@@ -41,7 +41,6 @@ from control_plane.ingest import CatchUpFailed
 from control_plane.state import Services, services
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
-
 from shared.conversations import RunOutcome
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, nullable, operation, query, ref
@@ -158,6 +157,19 @@ schemas: dict[str, Schema] = {
         },
     },
 }
+FILTER_QUERY = [
+    query("endpoint_id", {"type": "string"}, "only the runs of this endpoint"),
+    query("processor_id", {"type": "string"}, "only the runs of this processor"),
+    query("replay_of", {"type": "string"}, "only the replays of this conversation"),
+    query("is_replay", {"enum": ["true", "false", ""]}, "only replays (true), or only original runs (false)"),
+    query("outcome", {"type": "string"}, "only the runs that ended so (completed, timed_out, ...)"),
+    query(
+        "since",
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"const": ""}]},
+        "only runs started at or after this time",
+    ),
+]
+"""The filters of the list and the stream; an empty value filters nothing."""
 NOT_FOUND = error("No conversation with this id")
 NOT_STORED_YET = error(
     "The conversation is not stored yet and the conversation stream could not be read (FFAAS_REDIS_URL)"
@@ -236,18 +248,15 @@ async def get_audit_items(request: Request) -> JSONResponse:
     "List conversations, last stored first",
     tag=TAG,
     parameters=[
-        query("endpoint_id", {"type": "string"}, "only the runs of this endpoint"),
-        query("processor_id", {"type": "string"}, "only the runs of this processor"),
-        query("replay_of", {"type": "string"}, "only the replays of this conversation"),
-        query("is_replay", {"enum": ["true", "false"]}, "only replays (true), or only original runs (false)"),
-        query("outcome", {"type": "string"}, "only the runs that ended so (completed, timed_out, ...)"),
-        query("since", {"type": "string", "format": "date-time"}, "only runs started at or after this time"),
+        *FILTER_QUERY,
         query(
             "limit",
             {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             f"page size (default {DEFAULT_LIMIT})",
         ),
-        query("before", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "the `next` cursor of the previous page"),
+        query(
+            "before", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "the `next` cursor of the previous page"
+        ),
     ],
     responses={
         200: json_answer("One page of conversations (without their audit items)", ref("ConversationPage")),

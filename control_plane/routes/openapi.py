@@ -24,8 +24,8 @@ from control_plane.routes import (
 )
 from shared.openapi import Schema, build_document, document_route, is_excluded, package_version, routes_of
 
-NOT_JSON_API: tuple[str, ...] = ("/ui",)
-"""Paths that serve HTML pages (the console), not the JSON API: left out of the document, with
+NOT_JSON_API: tuple[str, ...] = ("/", "/ui")
+"""Paths of HTML pages (the console; `/` leads to it), not of the JSON API: left out of the document, with
 everything under them (`shared.openapi.is_excluded`). Add a page here, and nothing else."""
 
 PATH_PARAMETERS: dict[str, Schema] = {

@@ -7,7 +7,7 @@ plane goes first, with a deployed echo endpoint and a processor on each runtime 
 (`hooks.py`) to aim runs at; the control plane second, since its stateful phase deletes what it
 finds. After each run both planes must still be up and answering.
 
-Bounded for `make test` (FFAAS_FUZZ_MAX_EXAMPLES examples per operation, 8 by default);
+Bounded for `make test` (FFAAS_FUZZ_MAX_EXAMPLES examples per operation, 6 by default);
 `make fuzz` runs the same tests longer (FFAAS_FUZZ_MAX_EXAMPLES and FFAAS_FUZZ_SECONDS, the time
 each plane is fuzzed for) and prints Schemathesis' report. FFAAS_FUZZ_SEED makes a run repeatable.
 """
@@ -31,7 +31,7 @@ from tests.e2e.conftest import running_cluster
 from tests.e2e.processes import REPO
 
 HERE = Path(__file__).parent
-MAX_EXAMPLES = int(os.environ.get("FFAAS_FUZZ_MAX_EXAMPLES", "8"))
+MAX_EXAMPLES = int(os.environ.get("FFAAS_FUZZ_MAX_EXAMPLES", "6"))
 SECONDS = os.environ.get("FFAAS_FUZZ_SECONDS")
 SEED = os.environ.get("FFAAS_FUZZ_SEED")
 RUN_LIMIT_S = 600 if SECONDS is None else int(SECONDS) * 3 + 300
