@@ -83,6 +83,9 @@ class Cluster:
         for plane in planes:
             plane.finish_start(deadline)
             wait_for_workers(plane, deadline)
+        self.load_document("control", planes[0])
+        if data_planes:
+            self.load_document("data", planes[1])
         if data_planes and self.data_planes[0].port != self.public_port:
             # Its port was taken and it moved: endpoint URLs must name the port it serves on.
             self.public_port = self.data_planes[0].port
@@ -193,10 +196,15 @@ class Cluster:
                 return  # not a plane (a target server of outbound requests)
             kind = "data"
         if kind not in self.conformance:
-            document = httpx.get(f"{plane.url}/openapi.json", timeout=30.0)
-            assert document.status_code == 200, f"GET /openapi.json on {plane!r}: {document.status_code}"
-            self.conformance[kind] = Conformance(document.json())
+            self.load_document(kind, plane)
         self.conformance[kind].check(response)
+
+    def load_document(self, kind: str, plane: Plane) -> None:
+        """Read a plane's OpenAPI document, once per kind of plane (done at start, while the planes
+        surely answer: a response may come while its plane is stopping)."""
+        document = httpx.get(f"{plane.url}/openapi.json", timeout=30.0)
+        assert document.status_code == 200, f"GET /openapi.json on {plane!r}: {document.status_code}"
+        self.conformance[kind] = Conformance(document.json())
 
     # -- the admin API -----------------------------------------------------------------------------
 
