@@ -7,9 +7,11 @@ so that one look shows what the data plane promises about a run. Everything else
 this document) is a Starlette route whose handler carries its own `@operation`.
 
 What a run answers is mostly the guest's own choice: any status, headers and body (`default`).
-The statuses the data plane answers itself are listed with the one error body; a guest may answer
-those statuses too, with its own content. Every answered run carries `FH-Conversation-Id`; a
-request for an unknown endpoint or processor is not a run and has none.
+The statuses the data plane answers itself are listed with the one error body (as JSON); a guest
+may answer those statuses too, with its own content (any other media type; a guest's JSON at one
+of those statuses is held to the error body by this document, which cannot tell who answered).
+Every answered run carries `FH-Conversation-Id`; a request for an unknown endpoint or processor is
+not a run and has none.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from shared.openapi import (
     Schema,
     build_document,
     document_route,
-    error,
     package_version,
     path_parameters,
+    ref,
     routes_of,
 )
 
@@ -91,21 +93,30 @@ WITHOUT_BODY = ("get", "head", "delete", "options", "trace")
 
 def _run(summary: str, name: str, unknown: str) -> dict[str, Operation]:
     """A run route's operation, once per method: a run answers any method."""
+
+    def platform(description: str) -> Answer:
+        """A status the data plane answers itself with the error body, and a guest may answer too."""
+        return Answer(
+            f"{description}; or the guest's own answer with this status",
+            {"application/json": ref("Error"), "*/*": {}},
+            {"FH-Conversation-Id": CONVERSATION_HEADER},
+        )
+
     responses: dict[int | str, Answer] = {
         "default": Answer(
             "The guest's response: its status, headers and body",
             {"*/*": {}},
             {"FH-Conversation-Id": CONVERSATION_HEADER},
         ),
-        404: error(unknown),
-        413: error("The request body is larger than FFAAS_MAX_REQUEST_BYTES (a run, recorded)"),
-        500: error(
+        404: platform(unknown),
+        413: platform("The request body is larger than FFAAS_MAX_REQUEST_BYTES (a run, recorded)"),
+        500: platform(
             "The guest failed: trapped, exited non-zero, threw, ran out of memory (FFAAS_MAX_MEMORY_BYTES), "
             "wrote too much (FFAAS_MAX_RESPONSE_BYTES) or answered something that is not HTTP"
         ),
-        503: error("The data plane cannot take the run now (a bounded queue is full; see Retry-After)"),
-        504: error("The run exceeded FFAAS_RUN_TIMEOUT_MS"),
-        508: error("The request went round through FFAAS too many times (FH-Hops)"),
+        503: platform("The data plane cannot take the run now (a bounded queue is full; see Retry-After)"),
+        504: platform("The run exceeded FFAAS_RUN_TIMEOUT_MS"),
+        508: platform("The request went round through FFAAS too many times (FH-Hops)"),
     }
     return {
         method: Operation(
