@@ -116,6 +116,28 @@ class ConversationStream:
                 return
             start = b"(" + ids[-1]
 
+    async def own_pending_ids(self, min_idle_ms: int, count: int) -> AsyncIterator[list[bytes]]:
+        """The ids pending at this consumer for over `min_idle_ms`, oldest first, `count` at a time."""
+        start: bytes | str = "-"
+        while True:
+            page = await self._in_group(
+                self._redis.xpending_range,
+                self.stream,
+                self.group,
+                min=start,
+                max="+",
+                count=count,
+                consumername=self.consumer,
+                idle=min_idle_ms,
+            )
+            if not page:
+                return
+            ids = [_raw(pending["message_id"]) for pending in page]
+            yield ids
+            if len(page) < count:
+                return
+            start = b"(" + ids[-1]
+
     async def fetch(self, ids: list[bytes]) -> list[Entry]:
         """The entries `ids` as they are in the stream (fields None for one trimmed away)."""
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -7,12 +7,16 @@ Three tasks, one job each, with a bounded queue of batches in front of the write
   its own) and hands each batch to the writer. At start and after any error it first
   takes up this consumer's own pending entries: the consumer name is the control plane's
   stable id (`FFAAS_CONTROL_PLANE_ID`), so a control plane restarted after a crash
-  re-reads at once what it had read and not acknowledged.
+  re-reads at once what it had read and not acknowledged. Its connection never sends a
+  read again by itself (`shared.redis.without_retries`): a read whose answer was lost
+  (Redis killed after running it) has already made its entries pending here, so it must
+  fail and be followed by that re-read, not by a read of the next entries.
 - the writer (`ingest_writer.py`), the only task that stores: one SQLite transaction per
   batch, then unreadable entries parked and the batch acknowledged; a failed batch is
   retried until it succeeds, and stays pending meanwhile.
-- the upkeep (`stream_upkeep.py`) trims the stream, takes over entries idle at other
-  consumers and removes consumers that are gone.
+- the upkeep (`stream_upkeep.py`) trims the stream, hands the writer entries pending here
+  that no task holds (orphans: a lost answer, an interrupted catch-up), takes over
+  entries idle at other consumers and removes consumers that are gone.
 
 `catch_up` (a GET of an id not stored yet) hands the writer every entry added before the
 call that may not be stored yet: the unread ones, and the ones pending at ANY consumer
@@ -40,6 +44,7 @@ from control_plane.ingest_writer import Backoff, BatchWriter, pause
 from control_plane.storage.database import Database
 from control_plane.stream_upkeep import StreamUpkeep
 from shared.keys import Keys
+from shared.redis import without_retries
 from shared.timestamps import utc_now
 
 log = logging.getLogger("ffaas.control_plane.ingest")
@@ -77,11 +82,12 @@ class Ingester:
         self.upkeep = StreamUpkeep(
             self.stream,
             self.writer.hand_over,
+            held=self.writer.held,
             claim_idle_ms=claim_idle_ms,
             max_stream_bytes=max_stream_bytes,
             batch=batch,
         )
-        self._reader_client = redis.client()  # one dedicated connection, for the blocking read
+        self._reader_client = without_retries(redis)  # its own connection, for the blocking read
         self._block_ms = block_ms
         self._batch = batch
         self.reader_last_error: str | None = None

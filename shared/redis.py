@@ -4,7 +4,12 @@ Every client retries a command that failed on a broken connection (Redis
 restarted, connection dropped) a few times on a fresh one, so a restart of
 Redis costs the planes nothing but a short delay.  A retried write may be
 applied twice; everything FFAAS writes is idempotent for that reason (SET NX,
-HSET of the full state, conversation records ingested by id).
+HSET of the full state, conversation records ingested by id).  A command whose
+effect is its answer must not be sent again blindly: `XREADGROUP ... >` hands
+entries to the consumer as it runs, so if its answer is lost (Redis killed after
+running it) a second read returns the next entries and the first ones stay
+pending, unseen.  Such commands go through `without_retries`, and their caller
+recovers (the ingest re-reads its own pending entries).
 
 A Redis URL may carry a password: it is logged and put in messages only through
 `redacted`.
@@ -18,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -60,3 +65,11 @@ async def connect(url: str, *, attempts: int = 20, delay_s: float = 0.5) -> aior
             log.warning("Redis at %s not ready (attempt %d/%d): %s", redacted(url), attempt, attempts, exc)
             await asyncio.sleep(delay_s)
     raise AssertionError("unreachable")
+
+
+def without_retries(client: aioredis.Redis) -> aioredis.Redis:
+    """A client of its own (own pool) to the same server with the same settings as `client`, that
+    never sends a command again by itself: a failure, a lost answer included, is raised at once."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0), "retry_on_error": []}
+    return aioredis.Redis.from_pool(aioredis.ConnectionPool(connection_class=pool.connection_class, **kwargs))

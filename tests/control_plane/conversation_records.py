@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,20 @@ def publish(client: redis.Redis, keys: Keys, record: ConversationRecord) -> byte
     entry_id = client.xadd(keys.conversations, {STREAM_FIELD: record.pack()}, maxlen=10000)
     assert isinstance(entry_id, bytes)
     return entry_id
+
+
+def create_group(client: redis.Redis, keys: Keys) -> None:
+    with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists already
+        client.xgroup_create(keys.conversations, keys.ingest_group, id="0", mkstream=True)
+
+
+def deliver(client: redis.Redis, keys: Keys, consumer: str, *, ack: bool) -> list[bytes]:
+    """Deliver every unread entry to `consumer`; acknowledge them if `ack`. Their ids."""
+    read = client.xreadgroup(keys.ingest_group, consumer, {keys.conversations: ">"}, count=1000)
+    ids = [entry_id for _, entries in read for entry_id, _ in entries]
+    if ack and ids:
+        client.xack(keys.conversations, keys.ingest_group, *ids)
+    return ids
 
 
 def expected_items(record: ConversationRecord) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ need an exact state drive `ConversationStream` and `StreamUpkeep` directly.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -21,26 +20,14 @@ from control_plane.settings import Settings
 from control_plane.stream_upkeep import StreamUpkeep
 from shared.keys import Keys
 from tests.control_plane.conversation_records import (
+    create_group,
+    deliver,
     endpoint_record,
     eventually,
     expected_conversation,
     publish,
     services_of,
 )
-
-
-def create_group(client: redis.Redis, keys: Keys) -> None:
-    with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists already
-        client.xgroup_create(keys.conversations, keys.ingest_group, id="0", mkstream=True)
-
-
-def deliver(client: redis.Redis, keys: Keys, consumer: str, *, ack: bool) -> list[bytes]:
-    """Deliver every unread entry to `consumer`; acknowledge them if `ack`. Their ids."""
-    read = client.xreadgroup(keys.ingest_group, consumer, {keys.conversations: ">"}, count=1000)
-    ids = [entry_id for _, entries in read for entry_id, _ in entries]
-    if ack and ids:
-        client.xack(keys.conversations, keys.ingest_group, *ids)
-    return ids
 
 
 def stream_ids(client: redis.Redis, keys: Keys) -> list[bytes]:
@@ -118,7 +105,9 @@ async def test_over_the_byte_bound_the_oldest_entries_go_even_unread_and_are_cou
     async def hand_over(entries: list[Entry]) -> None:
         raise AssertionError("nothing is pending anywhere: nothing to take over")
 
-    upkeep = StreamUpkeep(stream, hand_over, claim_idle_ms=30_000, max_stream_bytes=max_bytes, batch=500)
+    upkeep = StreamUpkeep(
+        stream, hand_over, held=set(), claim_idle_ms=30_000, max_stream_bytes=max_bytes, batch=500
+    )
     with caplog.at_level(logging.ERROR, logger="ffaas.control_plane.stream_upkeep"):
         await upkeep.trim()
 
