@@ -35,6 +35,7 @@ from data_plane.host.outbound_http import OutboundHttp
 from data_plane.host.outbound_limits import OutboundLimits
 from data_plane.openapi import routes as openapi_routes
 from data_plane.outbox import DiskOutbox
+from data_plane.outbox_adoption import OutboxAdoption
 from data_plane.processor_dispatch import ProcessorDispatcher
 from data_plane.registry import Registry
 from data_plane.replay import ReplayRoute
@@ -117,6 +118,19 @@ def create_app(settings: Settings) -> DataPlaneApp:
             )
             resources.push_async_callback(recorder.close)
             recorder.start()
+            adoption = OutboxAdoption(
+                redis,
+                keys,
+                data_dir=settings.data_dir,
+                base_plane_id=settings.base_plane_id or settings.plane_id,
+                worker_plane_ids=settings.worker_plane_ids,
+                plane_id=settings.plane_id,
+                max_bytes=settings.outbox_max_bytes,
+                stream_max_length=settings.conversation_stream_max_length,
+                record_timeout_ms=settings.record_timeout_ms,
+            )
+            resources.push_async_callback(adoption.close)
+            adoption.start()
             capture = {
                 "max_request_bytes": settings.max_request_bytes,
                 "max_captured_body_bytes": settings.max_captured_body_bytes,
@@ -154,6 +168,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
             resources.callback(setattr, replays, "runner", None)
             app.state.redis = redis
             app.state.recorder = recorder
+            app.state.adoption = adoption
             app.state.sync = sync
             app.state.outbound_limits = outbound_limits
             app.state.wasm_processors = wasm
@@ -196,6 +211,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "conversation_outbox": len(outbox),
                 "conversation_outbox_bytes": outbox.bytes,
                 "conversation_outbox_dropped": outbox.dropped,
+                "conversation_outbox_adopting": request.app.state.adoption.held,
+                "conversation_outboxes_adopted": request.app.state.adoption.adopted,
                 "replays_running": replays.runner.running if replays.runner else 0,
                 "replays_finished": replays.runner.finished if replays.runner else 0,
                 "route_sync": request.app.state.sync.health.state,

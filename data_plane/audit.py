@@ -85,7 +85,18 @@ class ConversationRecorder:
             await self._flush(until=done)
         await done
 
-    async def close(self) -> None:
+    async def drained(self) -> None:
+        """Return once the outbox is empty: every record it held is on the stream."""
+        while self.outbox:
+            self._start_drainer()
+            drainer = self._drainer
+            assert drainer is not None
+            await asyncio.wait({drainer})
+            if not drainer.cancelled() and (exc := drainer.exception()) is not None:
+                log.error("the conversation outbox drainer failed: %r; starting it again", exc)
+                await asyncio.sleep(DRAIN_RETRY_S)
+
+    async def close(self, *, remove_if_empty: bool = False) -> None:
         """Write what waits; give the drainer a moment; what is left stays in the outbox on disk."""
         if self._handover is not None:
             await asyncio.wait({self._handover}, timeout=5)
@@ -95,7 +106,7 @@ class ConversationRecorder:
             await asyncio.wait({self._drainer}, timeout=CLOSE_DRAIN_S)
             self._drainer.cancel()
             await asyncio.gather(self._drainer, return_exceptions=True)
-        await self.outbox.close()
+        await self.outbox.close(remove_if_empty=remove_if_empty)
 
     async def _flush(self, until: asyncio.Future[None] | None = None) -> None:
         """Write batches while records wait; a run writing its own batch stops once its record

@@ -22,12 +22,16 @@ Invariants:
   waits on the disk, and a segment is never deleted while a write to it is pending.
 - At start the segments an earlier process with the same plane id left are read back, oldest
   first; new records go to new segments after them.
+- An outbox no worker owns any more (the worker count changed) is opened the same way by
+  another worker, which drains it and removes the directory, holding its lock throughout
+  (`outbox_adoption.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import fcntl
 import itertools
 import logging
@@ -47,8 +51,16 @@ SEGMENT_SUFFIX = ".seg"
 MAX_SEGMENT_BYTES = 4 << 20
 
 
+class OutboxLocked(RuntimeError):
+    """Another process holds the outbox's lock."""
+
+
+def outbox_root(data_dir: Path) -> Path:
+    return data_dir / "outbox"
+
+
 def outbox_directory(data_dir: Path, plane_id: str) -> Path:
-    return data_dir / "outbox" / quote(plane_id, safe="")
+    return outbox_root(data_dir) / quote(plane_id, safe="")
 
 
 def encode_frame(conversation_id: str, packed: bytes) -> bytes:
@@ -166,14 +178,20 @@ class DiskOutbox:
             assert oldest is record, "records leave the outbox oldest first"
             self._forget(oldest)
 
-    async def close(self) -> None:
-        """Finish the pending file operations and close the files; held records stay on disk."""
+    async def close(self, *, remove_if_empty: bool = False) -> None:
+        """Finish the pending file operations and close the files; held records stay on disk.
+        `remove_if_empty`: an outbox that holds nothing loses its directory too (while still
+        locked, so no other process is using it)."""
         loop = asyncio.get_running_loop()
         segments = {record.segment for record in self._records}
         if self._current is not None:
             segments.add(self._current)
         await loop.run_in_executor(self._disk, _close_all, list(segments))
         self._disk.shutdown(wait=True)
+        if remove_if_empty and not self._records:
+            with contextlib.suppress(OSError):  # not empty (a stranger's file): it stays, harmless
+                (self.directory / "lock").unlink()
+                self.directory.rmdir()
         os.close(self._lock_fd)
         if self._records:
             log.warning(
@@ -269,7 +287,7 @@ def _lock(directory: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise RuntimeError(
+        raise OutboxLocked(
             f"another data plane process uses the conversation outbox {directory}: each process "
             "needs its own FFAAS_PLANE_ID"
         ) from None

@@ -24,6 +24,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 4000
     plane_id: str = ""
+    base_plane_id: str = ""
+    """FFAAS_PLANE_ID as given; `plane_id` is this worker's (see `for_worker`). Empty: `plane_id`."""
     workers: int = 1
     """Worker processes serving `port` (`python -m data_plane` starts them; see `workers.py`)."""
     worker: int = 0
@@ -65,19 +67,25 @@ class Settings:
         """This process's conversation outbox (`outbox.DiskOutbox`): one directory per plane id."""
         return outbox_directory(self.data_dir, self.plane_id)
 
+    @property
+    def worker_plane_ids(self) -> tuple[str, ...]:
+        """The plane id of every worker of this data plane (what `for_worker` gives each)."""
+        return worker_plane_ids(self.base_plane_id or self.plane_id, self.workers)
+
     def for_worker(self, index: int) -> Settings:
         """The settings of worker `index`: with several workers, each is a plane of its own,
         `<FFAAS_PLANE_ID>/<index>` (stable across restarts, so per-plane files stay its own);
         a single worker keeps `FFAAS_PLANE_ID` as it is."""
         if not 0 <= index < self.workers:
             raise ValueError(f"worker index {index} is not in 0..{self.workers - 1}")
-        plane_id = self.plane_id if self.workers == 1 else f"{self.plane_id}/{index}"
-        return replace(self, plane_id=plane_id, worker=index)
+        base = self.base_plane_id or self.plane_id
+        return replace(self, plane_id=self.worker_plane_ids[index], base_plane_id=base, worker=index)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         """Every FFAAS_* variable of the data plane (README "Settings"); a bad value raises SettingError."""
         port = env_int(environ, "FFAAS_DATA_PLANE_PORT", cls.port, minimum=0)
+        plane_id = env_str(environ, "FFAAS_PLANE_ID", f"{socket.gethostname()}:{port}")
         if environ.get("FFAAS_OUTBOX_MAX_RECORDS", "").strip():
             raise SettingError(
                 "FFAAS_OUTBOX_MAX_RECORDS is no longer read: the outbox is on disk and bounded in bytes "
@@ -89,7 +97,8 @@ class Settings:
             data_dir=Path(env_str(environ, "FFAAS_DATA_DIR", str(cls.data_dir))),
             host=env_str(environ, "FFAAS_DATA_PLANE_HOST", cls.host),
             port=port,
-            plane_id=env_str(environ, "FFAAS_PLANE_ID", f"{socket.gethostname()}:{port}"),
+            plane_id=plane_id,
+            base_plane_id=plane_id,
             workers=env_int(environ, "FFAAS_DATA_PLANE_WORKERS", len(os.sched_getaffinity(0)), minimum=1),
             run_timeout_ms=env_int(environ, "FFAAS_RUN_TIMEOUT_MS", cls.run_timeout_ms, minimum=1),
             max_memory_bytes=env_int(environ, "FFAAS_MAX_MEMORY_BYTES", cls.max_memory_bytes, minimum=65536),
@@ -135,6 +144,13 @@ class Settings:
             admin_token=env_str(environ, "FFAAS_ADMIN_TOKEN", cls.admin_token),
             max_replay_bytes=env_int(environ, "FFAAS_MAX_REPLAY_BYTES", cls.max_replay_bytes, minimum=1024),
         )
+
+
+def worker_plane_ids(base_plane_id: str, workers: int) -> tuple[str, ...]:
+    """The plane ids of `workers` workers of the data plane `base_plane_id` (FFAAS_PLANE_ID)."""
+    if workers == 1:
+        return (base_plane_id,)
+    return tuple(f"{base_plane_id}/{index}" for index in range(workers))
 
 
 def _outbound_allow(environ: Mapping[str, str]) -> str:
