@@ -1,6 +1,8 @@
 """`create_app(settings)`: the control plane's Starlette app.
 
-The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries),
+The lifespan opens (and migrates) the database, connects Redis (ping, bounded retries; every
+command bounded by FFAAS_REDIS_TIMEOUT_MS, and a Redis failure no route words itself answers
+503 with `Retry-After`),
 reconciles Redis with SQLite (endpoints and processors), starts the conversation stream
 consumer (`ingest.py`), retention (`retention.py`), replays (`replay.py`, batches in
 `replay_batches.py`, sent to a data plane by `replay_client.py`) and the live feed
@@ -18,8 +20,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from control_plane.auth import AdminTokenMiddleware
@@ -27,7 +32,7 @@ from control_plane.console import console_routes
 from control_plane.console.security import ConsoleSecurityHeaders
 from control_plane.console.session import session_middleware
 from control_plane.conversation_feed import ConversationFeed
-from control_plane.ingest import Ingester
+from control_plane.ingest import BLOCK_MS, Ingester
 from control_plane.publisher import Publisher
 from control_plane.replay import Replayer
 from control_plane.replay_batches import ReplayBatches
@@ -50,7 +55,7 @@ from control_plane.storage import replay_batches as replay_batch_store
 from control_plane.storage.database import open_database
 from control_plane.transpile import esbuild_missing
 from shared import redis as shared_redis
-from shared.errors import install_error_handlers
+from shared.errors import error_response, install_error_handlers
 from shared.keys import Keys
 
 log = logging.getLogger("ffaas.control_plane")
@@ -74,13 +79,21 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = await open_database(settings.database_path)
         try:
-            redis = await shared_redis.connect(settings.redis_url)
+            redis = await shared_redis.connect(
+                settings.redis_url, command_timeout_s=settings.redis_timeout_ms / 1000
+            )
         except BaseException:
             await db.close()
             raise
         try:
             keys = Keys(settings.redis_prefix)
-            publisher = Publisher(db, redis, keys, ack_timeout_ms=settings.deploy_ack_timeout_ms)
+            publisher = Publisher(
+                db,
+                redis,
+                keys,
+                ack_timeout_ms=settings.deploy_ack_timeout_ms,
+                redis_timeout_ms=settings.redis_timeout_ms,
+            )
             await publisher.reconcile()  # endpoints and processors
             feed = ConversationFeed(
                 db, poll_ms=settings.stream_poll_ms, max_clients=settings.stream_max_clients
@@ -93,6 +106,7 @@ def create_app(settings: Settings) -> Starlette:
                 claim_idle_ms=settings.ingest_claim_idle_ms,
                 max_stream_bytes=settings.conversation_stream_max_bytes,
                 dead_letter_max_length=settings.dead_letter_max_length,
+                block_ms=min(BLOCK_MS, settings.redis_timeout_ms // 2),
                 on_stored=feed.nudge,
             )
             retention = Retention(
@@ -153,4 +167,13 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(RedisError, _redis_failed)
     return app
+
+
+async def _redis_failed(request: Request, exc: Exception) -> Response:
+    """Any Redis failure a route did not word itself: 503 with `Retry-After`, never a 500 or a hang
+    (every command has the FFAAS_REDIS_TIMEOUT_MS deadline)."""
+    log.warning("%s %s: Redis failed: %r", request.method, request.url.path, exc)
+    failure = shared_redis.unavailable(f"{request.method} {request.url.path} needs Redis", exc)
+    return error_response(failure.status, failure.message, failure.headers)

@@ -44,7 +44,7 @@ from control_plane.ingest_writer import Backoff, BatchWriter, pause
 from control_plane.storage.database import Database
 from control_plane.stream_upkeep import StreamUpkeep
 from shared.keys import Keys
-from shared.redis import without_retries
+from shared.redis import describe_failure, without_retries
 from shared.timestamps import utc_now
 
 log = logging.getLogger("ffaas.control_plane.ingest")
@@ -153,9 +153,7 @@ class Ingester:
                 f"(over {CATCH_UP_TIMEOUT_S:.0f} s)"
             ) from exc
         except (RedisError, OSError) as exc:
-            raise CatchUpFailed(
-                "the conversation stream cannot be read: Redis unavailable (FFAAS_REDIS_URL)"
-            ) from exc
+            raise CatchUpFailed(f"the conversation stream cannot be read: {describe_failure(exc)}") from exc
         if not barrier.written.done():
             raise CatchUpFailed(f"storing conversations is failing: {failure.result()}")
 

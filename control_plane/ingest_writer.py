@@ -31,6 +31,7 @@ from control_plane.conversation_stream import ConversationStream, Entry
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
 from shared.conversations import STREAM_FIELD, ConversationRecord
+from shared.redis import describe_failure
 from shared.timestamps import utc_now
 
 log = logging.getLogger("ffaas.control_plane.ingest")
@@ -188,7 +189,7 @@ class BatchWriter:
 def _reason(exc: Exception) -> str:
     """Why writing failed, as a reader of the conversation may be told."""
     if isinstance(exc, RedisError | OSError):
-        return "Redis unavailable (FFAAS_REDIS_URL)"
+        return describe_failure(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -43,9 +43,9 @@ from control_plane.processor_publisher import ProcessorPublisher
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage.database import Database
 from control_plane.storage.modules import delete_unreferenced_modules, load_module, referenced_module_hashes
-from shared.errors import Unavailable
 from shared.events import EndpointRoute, RouteEvent
 from shared.keys import Keys
+from shared.redis import unavailable
 
 log = logging.getLogger("ffaas.control_plane.publisher")
 
@@ -55,11 +55,21 @@ RECONCILE_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class Publisher:
-    def __init__(self, db: Database, redis: aioredis.Redis, keys: Keys, *, ack_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        keys: Keys,
+        *,
+        ack_timeout_ms: int,
+        redis_timeout_ms: int = 2000,
+    ) -> None:
         self._db = db
         self._redis = redis
         self._keys = keys
         self._ack_timeout_s = ack_timeout_ms / 1000
+        self._ack_slice_s = min(ACK_SLICE_S, redis_timeout_ms / 2000)
+        """One BLPOP's server-side wait: well under the client's command timeout."""
         self._route_lock = asyncio.Lock()
         self._reconciler: asyncio.Task[None] | None = None
         self.processors = ProcessorPublisher(db, redis, keys, announce=self.announce)
@@ -114,11 +124,9 @@ class Publisher:
             receivers = int(await self._redis.publish(self._keys.events, event.pack()))
             await self._await_acks(event, receivers)
         except (RedisError, OSError) as exc:
-            log.error("publishing %s failed: %s; Redis will be reconciled once it answers", change, exc)
+            log.error("publishing %s failed: %r; Redis will be reconciled once it answers", change, exc)
             self._reconcile_in_background()
-            raise Unavailable(
-                f"{change} is stored but could not be published: Redis unavailable (FFAAS_REDIS_URL)"
-            ) from exc
+            raise unavailable(f"{change} is stored but could not be published", exc) from exc
         return receivers
 
     async def publish_module(self, module_hash: str, data: bytes, *, change: str) -> None:
@@ -127,10 +135,8 @@ class Publisher:
         try:
             await self._redis.set(self._keys.module(module_hash), data, nx=True)
         except (RedisError, OSError) as exc:
-            log.error("publishing %s failed: %s", change, exc)
-            raise Unavailable(
-                f"{change} is stored but could not be published: Redis unavailable (FFAAS_REDIS_URL)"
-            ) from exc
+            log.error("publishing %s failed: %r", change, exc)
+            raise unavailable(f"{change} is stored but could not be published", exc) from exc
 
     def _reconcile_in_background(self) -> None:
         """After a failed publish, keep reconciling until Redis answers, so data planes converge."""
@@ -213,7 +219,7 @@ class Publisher:
                     return
                 # Short BLPOP slices (a zero timeout would block forever): a server-side wait
                 # near the client's socket timeout would turn a slow data plane into a Redis error.
-                if await self._redis.blpop([key], timeout=min(max(remaining, 0.01), ACK_SLICE_S)) is not None:
+                if await self._redis.blpop([key], timeout=min(max(remaining, 0.01), self._ack_slice_s)):
                     acked += 1
         finally:
             await self._redis.delete(key)

@@ -21,6 +21,7 @@ from control_plane.replay_targets import ProcessorCodeTarget, ReplayTarget
 from control_plane.storage import conversations as store
 from control_plane.storage.database import Database
 from shared.errors import Unavailable
+from shared.redis import RETRY_AFTER_S
 
 OUTBOUND_MODES = ("recorded", "live")
 
@@ -68,7 +69,8 @@ class Replayer:
                 await self._ingester.catch_up()
             except CatchUpFailed as exc:
                 raise Unavailable(
-                    f"the replay ran as conversation {conversation_id}, which cannot be read now: {exc}"
+                    f"the replay ran as conversation {conversation_id}, which cannot be read now: {exc}",
+                    headers={"Retry-After": RETRY_AFTER_S},
                 ) from exc
             stored = await store.get_conversation(self._db, conversation_id)
         if stored is None:

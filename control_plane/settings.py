@@ -8,6 +8,7 @@ naming it.
 |------------------------------------|---------------------------------------------------|
 | FFAAS_REDIS_URL                    | redis://127.0.0.1:6379/0                          |
 | FFAAS_REDIS_PREFIX                 | ffaas                                             |
+| FFAAS_REDIS_TIMEOUT_MS             | 2000 (one Redis command; then 503 / retried)      |
 | FFAAS_DATA_DIR                     | ./data (database: <dir>/control_plane.sqlite3)    |
 | FFAAS_CONTROL_PLANE_HOST           | 127.0.0.1                                         |
 | FFAAS_CONTROL_PLANE_PORT           | 3000                                              |
@@ -63,6 +64,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "ffaas"
+    redis_timeout_ms: int = 2000
+    """The longest one Redis command may take (a hung Redis answers requests 503, never hangs them)."""
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = 3000
@@ -138,6 +141,7 @@ class Settings:
         settings = cls(
             redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
             redis_prefix=env_str(environ, "FFAAS_REDIS_PREFIX", cls.redis_prefix),
+            redis_timeout_ms=env_int(environ, "FFAAS_REDIS_TIMEOUT_MS", cls.redis_timeout_ms, minimum=100),
             data_dir=Path(env_str(environ, "FFAAS_DATA_DIR", "./data")),
             host=env_str(environ, "FFAAS_CONTROL_PLANE_HOST", cls.host),
             port=port,

@@ -162,6 +162,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 cache=cache,
                 redis=redis,
                 keys=keys,
+                redis_timeout_ms=settings.redis_timeout_ms,
                 **capture,
             )
             resources.callback(front.stop_serving_runs)

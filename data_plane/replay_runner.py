@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
 import wasmtime
+from redis.exceptions import RedisError
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
@@ -35,6 +36,7 @@ from shared.content_hash import content_hash
 from shared.conversations import RunOutcome
 from shared.errors import Conflict, PayloadTooLarge
 from shared.keys import Keys
+from shared.redis import unavailable
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ReplayRunner:
         max_request_bytes: int,
         max_captured_body_bytes: int,
         max_audit_items: int,
+        redis_timeout_ms: int = 2000,
     ) -> None:
         self._endpoints = endpoints
         self._processors = processors
@@ -63,6 +66,7 @@ class ReplayRunner:
         self._cache = cache
         self._redis = redis
         self._keys = keys
+        self._redis_timeout_s = redis_timeout_ms / 1000
         self._max_request_bytes = max_request_bytes
         self._body_cap = max_captured_body_bytes
         self._max_items = max_audit_items
@@ -142,7 +146,11 @@ class ReplayRunner:
         if module is not None:
             return module
         # Fetched even when the disk cache has it: a corrupt artifact is recompiled from these bytes.
-        stored = await self._redis.get(self._keys.module(module_hash))
+        try:
+            async with asyncio.timeout(self._redis_timeout_s):
+                stored = await self._redis.get(self._keys.module(module_hash))
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise unavailable(f"module {module_hash} cannot be fetched from Redis", exc) from exc
         wasm = stored if isinstance(stored, bytes) else (stored or "").encode()
         if stored is None or content_hash(wasm) != module_hash:
             raise Conflict(f"module {module_hash} is missing or corrupt in Redis; deploy it again")

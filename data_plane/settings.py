@@ -20,6 +20,8 @@ BUILT_JS_ENGINE = Path(__file__).resolve().parent.parent / "build" / "quickjs" /
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "ffaas"
+    redis_timeout_ms: int = 2000
+    """The longest a request waits on Redis for anything but its record (FFAAS_RECORD_TIMEOUT_MS)."""
     data_dir: Path = Path("./data")
     host: str = "0.0.0.0"
     port: int = 4000
@@ -94,6 +96,7 @@ class Settings:
         return cls(
             redis_url=env_str(environ, "FFAAS_REDIS_URL", cls.redis_url),
             redis_prefix=env_str(environ, "FFAAS_REDIS_PREFIX", cls.redis_prefix),
+            redis_timeout_ms=env_int(environ, "FFAAS_REDIS_TIMEOUT_MS", cls.redis_timeout_ms, minimum=100),
             data_dir=Path(env_str(environ, "FFAAS_DATA_DIR", str(cls.data_dir))),
             host=env_str(environ, "FFAAS_DATA_PLANE_HOST", cls.host),
             port=port,

@@ -11,6 +11,13 @@ running it) a second read returns the next entries and the first ones stay
 pending, unseen.  Such commands go through `without_retries`, and their caller
 recovers (the ingest re-reads its own pending entries).
 
+A client given a command timeout (the control plane's, FFAAS_REDIS_TIMEOUT_MS)
+gives up on any one command after it: a Redis that hangs (stopped, swapping,
+stuck behind a slow command) costs a request that long, not forever.  A timed-out
+command is not sent again (a hung server is not a broken connection: trying again
+would only multiply the wait).  `describe_failure` words either failure for a
+caller, and `unavailable` makes it the 503 (with `Retry-After`) a route answers.
+
 A Redis URL may carry a password: it is logged and put in messages only through
 `redacted`.
 """
@@ -28,9 +35,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared.errors import Unavailable
+
 log = logging.getLogger("ffaas.redis")
 
 COMMAND_RETRIES = 3
+RETRY_AFTER_S = "1"
+"""What a 503 caused by Redis tells the caller to wait before trying again."""
 
 
 def redacted(url: str) -> str:
@@ -43,13 +54,37 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-async def connect(url: str, *, attempts: int = 20, delay_s: float = 0.5) -> aioredis.Redis:
-    """Return a client whose server answered PING; raise after `attempts` failures."""
+def describe_failure(exc: BaseException) -> str:
+    """Why a Redis command failed, in words a caller may read (no URL, no password)."""
+    if isinstance(exc, RedisTimeoutError | TimeoutError):
+        return "Redis did not answer in time (FFAAS_REDIS_TIMEOUT_MS)"
+    return "Redis unavailable (FFAAS_REDIS_URL)"
+
+
+def unavailable(what: str, exc: BaseException) -> Unavailable:
+    """The 503 for a request that needed Redis: `<what>: <why>; retry later`, with `Retry-After`."""
+    return Unavailable(
+        f"{what}: {describe_failure(exc)}; retry later", headers={"Retry-After": RETRY_AFTER_S}
+    )
+
+
+async def connect(
+    url: str, *, attempts: int = 20, delay_s: float = 0.5, command_timeout_s: float | None = None
+) -> aioredis.Redis:
+    """Return a client whose server answered PING; raise after `attempts` failures.
+
+    `command_timeout_s`: the longest any one command (or connecting) may take; then it raises
+    redis's TimeoutError, and is not sent again. None: no limit (blocking pub/sub readers)."""
+    retried: tuple[type[RedisError], ...] = (RedisConnectionError,)
+    if command_timeout_s is None:
+        retried += (RedisTimeoutError,)
     client = aioredis.Redis.from_url(
         url,
         health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), COMMAND_RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        socket_timeout=command_timeout_s,
+        socket_connect_timeout=command_timeout_s,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), COMMAND_RETRIES, supported_errors=retried),
+        retry_on_error=list(retried),
     )
     for attempt in range(1, attempts + 1):
         try:

@@ -44,6 +44,7 @@ from control_plane.storage.database import Database
 from shared.conversations import RunOutcome
 from shared.errors import BadRequest, NotFound, Unavailable
 from shared.openapi import TIMESTAMP, UUID, Schema, error, json_answer, nullable, operation, query, ref
+from shared.redis import describe_failure
 from shared.timestamps import format_timestamp
 
 log = logging.getLogger("ffaas.control_plane.conversations")
@@ -355,7 +356,7 @@ async def find_conversation(
 def _why_not(exc: Exception) -> str:
     if isinstance(exc, CatchUpFailed):
         return str(exc)
-    return "the conversation stream cannot be read: Redis unavailable (FFAAS_REDIS_URL)"
+    return f"the conversation stream cannot be read: {describe_failure(exc)}"
 
 
 def _is_uuid(value: str) -> bool:

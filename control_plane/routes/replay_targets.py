@@ -20,7 +20,8 @@ from control_plane.state import Services
 from control_plane.storage import endpoints as endpoint_store
 from control_plane.storage import processor_versions as versions
 from control_plane.storage import processors as processor_store
-from shared.errors import BadRequest, NotFound, Unavailable
+from shared.errors import BadRequest, NotFound
+from shared.redis import unavailable
 
 TARGET_FIELDS = ("deploy_id", "processor_version_id", "code")
 
@@ -60,9 +61,7 @@ async def _deploy(found: Services, deploy_id: str, endpoint_id: str) -> DeployTa
     try:
         await found.publisher.ensure_module(deploy.module_hash)
     except (RedisError, OSError) as exc:
-        raise Unavailable(
-            f"the module of deploy {deploy_id} could not be put in Redis: Redis unavailable (FFAAS_REDIS_URL)"
-        ) from exc
+        raise unavailable(f"the module of deploy {deploy_id} could not be put in Redis", exc) from exc
     return DeployTarget(endpoint_id, deploy.id, deploy.module_hash, env)
 
 

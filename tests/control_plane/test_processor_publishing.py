@@ -159,8 +159,9 @@ def test_a_save_while_redis_is_down_is_503_stays_stored_and_is_reconciled(
         assert response.json() == {
             "code": 503,
             "message": f"update of processor {created['id']} is stored but could not be published: "
-            "Redis unavailable (FFAAS_REDIS_URL)",
+            "Redis unavailable (FFAAS_REDIS_URL); retry later",
         }
+        assert response.headers["retry-after"] == "1"
         assert client.get(f"/admin/processor/{created['id']}").json()["code"] == SECOND
 
     own_redis.start()

@@ -158,8 +158,9 @@ def test_deploy_while_redis_is_down_is_503_and_stays_stored(
         assert response.json() == {
             "code": 503,
             "message": f"deploy {deploy_row['id']} is stored but could not be published: "
-            "Redis unavailable (FFAAS_REDIS_URL)",
+            "Redis unavailable (FFAAS_REDIS_URL); retry later",
         }
+        assert response.headers["retry-after"] == "1"
         assert stored["active_deploy_id"] == deploy_row["id"]
         assert client.get("/status").json()["redis"] == "unavailable"
         assert client.get("/status").json()["conversation_stream"] is None

@@ -22,6 +22,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.admin_token == ""
     assert settings.max_module_bytes == 33554432
     assert settings.deploy_ack_timeout_ms == 5000
+    assert settings.redis_timeout_ms == 2000
     assert settings.replay_url == settings.public_url
     assert (settings.replay_timeout_ms, settings.replay_concurrency) == (60_000, 2)
     assert (settings.replay_max_batches, settings.replay_batch_max_runs, settings.replay_batches_kept) == (
@@ -54,6 +55,7 @@ def test_every_variable_is_read() -> None:
             "FFAAS_INGEST_CLAIM_IDLE_MS": "60000",
             "FFAAS_CONVERSATION_STREAM_MAX_BYTES": "1_000_000",
             "FFAAS_DEAD_LETTER_MAX_LENGTH": "500",
+            "FFAAS_REDIS_TIMEOUT_MS": "750",
         }
     )
 
@@ -78,6 +80,7 @@ def test_every_variable_is_read() -> None:
         ingest_claim_idle_ms=60_000,
         conversation_stream_max_bytes=1_000_000,
         dead_letter_max_length=500,
+        redis_timeout_ms=750,
     )
     assert settings.consumer_name == "cp-east-1"
     assert settings.replay_url == "http://data-plane.internal:4000"
@@ -107,6 +110,8 @@ def test_public_url_defaults_to_the_data_plane_port() -> None:
         ("FFAAS_CONVERSATION_STREAM_MAX_BYTES", "1GB"),
         ("FFAAS_CONVERSATION_STREAM_MAX_BYTES", "0"),
         ("FFAAS_DEAD_LETTER_MAX_LENGTH", "none"),
+        ("FFAAS_REDIS_TIMEOUT_MS", "2s"),
+        ("FFAAS_REDIS_TIMEOUT_MS", "50"),
     ],
 )
 def test_a_malformed_variable_fails_naming_it(name: str, value: str) -> None:

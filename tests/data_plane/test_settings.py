@@ -99,3 +99,18 @@ def test_a_malformed_guest_limit_fails_naming_its_variable(name: str) -> None:
 def test_bounds_that_would_stop_every_run_must_be_at_least_one(name: str) -> None:
     with pytest.raises(SettingError, match=f"{name} must be at least 1"):
         Settings.from_environ({name: "0"})
+
+
+def test_the_redis_timeout_is_read_and_a_malformed_one_named() -> None:
+    assert Settings.from_environ({}).redis_timeout_ms == 2000
+    assert Settings.from_environ({"FFAAS_REDIS_TIMEOUT_MS": "300"}).redis_timeout_ms == 300
+    for value in ("soon", "10"):
+        with pytest.raises(SettingError, match="FFAAS_REDIS_TIMEOUT_MS"):
+            Settings.from_environ({"FFAAS_REDIS_TIMEOUT_MS": value})
+
+
+def test_the_plane_id_given_stays_the_base_of_every_workers_id() -> None:
+    parsed = Settings.from_environ({"FFAAS_PLANE_ID": "edge-1", "FFAAS_DATA_PLANE_WORKERS": "2"})
+    assert (parsed.plane_id, parsed.base_plane_id) == ("edge-1", "edge-1")
+    assert parsed.worker_plane_ids == ("edge-1/0", "edge-1/1")
+    assert parsed.for_worker(1).for_worker(0).plane_id == "edge-1/0"
