@@ -9,7 +9,8 @@ consumer (`ingest.py`), retention (`retention.py`), replays (`replay.py`, batche
 (`conversation_feed.py`), and stores them on `app.state.services`. At shutdown it stops
 running batches and the background tasks first, then closes Redis and the database. Nothing
 is opened at import time; a missing esbuild is logged, not fatal (saving a processor then
-answers 503). Routes come from `routes/` and the web
+answers 503). Browser writes from another origin are refused before anything else
+(`cross_site.py`). Routes come from `routes/` and the web
 console from `console/`; every API error leaves as the one JSON error body
 (`shared.errors.install_error_handlers`).
 """
@@ -32,6 +33,7 @@ from control_plane.console import console_routes
 from control_plane.console.security import ConsoleSecurityHeaders
 from control_plane.console.session import session_middleware
 from control_plane.conversation_feed import ConversationFeed
+from control_plane.cross_site import CrossSiteWriteGuard
 from control_plane.ingest import BLOCK_MS, Ingester
 from control_plane.publisher import Publisher
 from control_plane.replay import Replayer
@@ -160,6 +162,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(ConsoleSecurityHeaders),
+            Middleware(CrossSiteWriteGuard),  # before any authentication: a browser's cross-site write
             session_middleware(settings),  # outside the token check, which accepts a console session
             Middleware(AdminTokenMiddleware, token=settings.admin_token),
         ],

@@ -65,6 +65,10 @@ class PayloadTooLarge(ServiceError):
     status = 413
 
 
+class UnsupportedMediaType(ServiceError):
+    status = 415
+
+
 class GuestError(ServiceError):
     """The guest trapped, exited non-zero or broke a limit other than time."""
 

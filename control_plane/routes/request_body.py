@@ -1,4 +1,10 @@
-"""Reading admin request bodies as JSON (size-capped by `shared.request_body`)."""
+"""Reading admin request bodies as JSON (size-capped by `shared.request_body`).
+
+A JSON body must come as `Content-Type: application/json` (415 otherwise): a browser sends
+that type cross-origin only after a preflight this control plane never grants, so a web
+page cannot slip JSON in as `text/plain` or a form (see also `cross_site.py`). An empty
+body needs no type.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,11 @@ import json
 
 from starlette.requests import Request
 
-from shared.errors import BadRequest
+from shared.errors import BadRequest, UnsupportedMediaType
 from shared.request_body import read_capped_body
 
 MAX_JSON_BYTES = 1024 * 1024
+JSON_MEDIA_TYPE = "application/json"
 
 
 async def read_json(
@@ -21,6 +28,13 @@ async def read_json(
     )
     if not body.strip():
         return None
+    given = request.headers.get("content-type")
+    if (given or "").split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
+        got = "none" if given is None else repr(given[:80])
+        raise UnsupportedMediaType(
+            f"a JSON request body needs the header Content-Type: {JSON_MEDIA_TYPE} (got {got}; "
+            f"with curl: -H 'content-type: {JSON_MEDIA_TYPE}')"
+        )
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

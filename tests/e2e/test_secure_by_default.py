@@ -93,7 +93,9 @@ def test_neither_a_wrong_nor_the_right_token_reaches_the_output(
             bare = client.post("/endpoint", headers={"authorization": wrong}, json={"name": "x"})
             right = {"authorization": f"Bearer {token}"}
             created = client.post("/endpoint", headers=right, json={"name": "logged?"})
-            malformed = client.post("/endpoint", headers=right, content=b"{not json")
+            malformed = client.post(
+                "/endpoint", headers={**right, "content-type": "application/json"}, content=b"{not json"
+            )
             unknown = client.get("/no/such/route", headers=right)
     finally:
         plane.stop()  # SIGTERM: every log line is flushed
