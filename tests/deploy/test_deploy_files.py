@@ -4,14 +4,17 @@ No container engine runs here, so each file is checked as far as it can be witho
 the Containerfile's final-stage `ENV` fed to the control plane's own settings parser,
 compose's YAML and its required-variable interpolation, env.example's lines, and the
 Kubernetes objects' structure and cross-references (selectors, Services, ConfigMaps,
-the admin token's Secret).
+the admin token's Secret), and each data plane's worker count following its CPU limit (fed to
+the data plane's settings parser as compose's interpolation or the Downward API would give it).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,12 @@ import pytest
 import yaml
 
 from control_plane.settings import Settings
+from data_plane.settings import Settings as DataPlaneSettings
 from shared.settings import SettingError
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REQUIRED_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*):\?(?P<message>[^}]+)\}")
+DEFAULTED_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*):-(?P<default>[^}]*)\}")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -72,14 +77,18 @@ def compose() -> dict[str, Any]:
 
 
 def interpolate(value: str, environ: Mapping[str, str]) -> str:
-    """Compose's `${NAME:?message}`: the variable's value, or the error compose stops with."""
+    """Compose's `${NAME:?message}` (the variable's value, or the error compose stops with) and
+    `${NAME:-default}` (its value, or the default when unset or empty)."""
 
-    def replace(match: re.Match[str]) -> str:
+    def required(match: re.Match[str]) -> str:
         if not environ.get(match["name"]):
             raise LookupError(f"required variable {match['name']} is missing a value: {match['message']}")
         return environ[match["name"]]
 
-    return REQUIRED_VARIABLE.sub(replace, value)
+    def defaulted(match: re.Match[str]) -> str:
+        return environ.get(match["name"]) or match["default"]
+
+    return DEFAULTED_VARIABLE.sub(defaulted, REQUIRED_VARIABLE.sub(required, value))
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -155,6 +164,32 @@ def test_compose_services_are_well_formed() -> None:
             assert dependency in services, f"{name} depends on unknown {dependency}"
         for volume in service.get("volumes", []):
             assert volume.partition(":")[0] in volumes, f"{name} mounts an undeclared volume {volume}"
+
+
+@pytest.mark.parametrize("shell", [{}, {"DATA_PLANE_CPUS": "4"}])
+def test_each_compose_data_plane_runs_one_worker_per_cpu_of_its_limit(shell: dict[str, str]) -> None:
+    shell = {**shell, "FFAAS_ADMIN_TOKEN": "from-the-shell"}
+    services = compose()["services"]
+    data_planes = {
+        name: service
+        for name, service in services.items()
+        if service.get("command", [])[-1:] == ["data_plane"]
+    }
+    assert set(data_planes) == {"data-plane-a", "data-plane-b"}
+    for name, service in data_planes.items():
+        cpus = interpolate(str(service["cpus"]), shell)
+        environ = {
+            **containerfile_env(),
+            **env_file(DEPLOY / service["env_file"]),
+            **{key: interpolate(str(value), shell) for key, value in service["environment"].items()},
+        }
+
+        assert cpus.isdigit() and int(cpus) >= 1, f"{name}: cpus {cpus!r} is not a whole number of CPUs"
+        assert (
+            DataPlaneSettings.from_environ(environ).workers
+            == int(cpus)
+            == int(shell.get("DATA_PLANE_CPUS", 2))
+        ), name
 
 
 # -- env.example -----------------------------------------------------------------------------------
@@ -249,3 +284,30 @@ def test_kubernetes_data_planes_take_the_same_token_from_the_same_secret() -> No
         return {variable["name"]: variable for variable in container["env"]}["FFAAS_ADMIN_TOKEN"]["valueFrom"]
 
     assert token_source(data_plane) == token_source(control_plane)
+
+
+def cpu_quantity(text: str) -> Fraction:
+    """A Kubernetes CPU quantity ("2", "1.5", "1500m") in CPUs."""
+    return Fraction(text[:-1]) / 1000 if text.endswith("m") else Fraction(text)
+
+
+def test_kubernetes_data_planes_run_one_worker_per_cpu_of_their_limit() -> None:
+    (data_plane,) = containers(by_kind("Deployment")["ffaas-data-plane"])
+    limit = cpu_quantity(str(data_plane["resources"]["limits"]["cpu"]))
+    workers = {variable["name"]: variable for variable in data_plane["env"]}["FFAAS_DATA_PLANE_WORKERS"]
+    source = workers["valueFrom"]["resourceFieldRef"]
+
+    assert "value" not in workers, "a fixed count would not follow the limit"
+    assert (source["containerName"], source["resource"]) == (data_plane["name"], "limits.cpu"), source
+    assert limit.denominator == 1 and limit >= 1, (
+        f"{limit} CPUs: the Downward API rounds it up, set whole CPUs"
+    )
+    # The Downward API gives ceil(limit / divisor): what the data plane then reads.
+    given = math.ceil(limit / cpu_quantity(str(source.get("divisor", "1"))))
+    environ = {
+        **containerfile_env(),
+        **by_kind("ConfigMap")["ffaas-config"]["data"],
+        "FFAAS_DATA_PLANE_WORKERS": str(given),
+    }
+    assert DataPlaneSettings.from_environ(environ).workers == limit
+    assert cpu_quantity(str(data_plane["resources"]["requests"]["cpu"])) <= limit
