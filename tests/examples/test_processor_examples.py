@@ -81,7 +81,11 @@ def save(cluster: Cluster, file_name: str, language: str, runtime: str) -> dict[
     fields = processor_json(PYTHON_BUILDER, path, file_name, language)
     assert fields == {"name": file_name, "language": language, "runtime": "v8", "code": path.read_text()}
     fields["runtime"] = runtime
-    response = cluster.admin.post(f"{cluster.admin_url}/admin/processor", content=json.dumps(fields))
+    response = cluster.admin.post(  # with the header the README's curl sends
+        f"{cluster.admin_url}/admin/processor",
+        content=json.dumps(fields),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 201, response.text
     processor: dict[str, Any] = response.json()
     assert processor["code"] == path.read_text()
