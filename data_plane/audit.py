@@ -8,7 +8,8 @@ Invariants:
   fsync (group commit): the first waiting run writes the batch itself (no task switch:
   a loopback round trip is already ~100 µs here) while later ones queue for the next.
 - A write to Redis has a deadline (FFAAS_RECORD_TIMEOUT_MS): a Redis that refuses or
-  hangs costs a run at most that long; its record then goes to the outbox.  (A write
+  hangs costs a run at most that long (twice, for the runs that find it failing: see the
+  held ids below); its record then goes to the outbox.  (A write
   cut off by the deadline may still land later: the record is then on the stream twice,
   which ingestion by conversation id absorbs.)
 - While the outbox holds records, new ones queue behind them in the outbox, so the
@@ -19,6 +20,11 @@ Invariants:
   -> this plane's id, expiring after `HELD_TTL_S`); records added while Redis answers
   are registered as they are added; each key is deleted once its record's XADD answered.
   The control plane answers a read of such an id "on its way" (503) instead of 404.
+  The runs whose records miss Redis first (a Redis that is slow, not down: it may answer
+  the control plane a moment later) also try to register their ids, within one more
+  deadline, before they answer: so a read right after such an answer finds the id held
+  whenever Redis takes it. Those runs cost at most twice FFAAS_RECORD_TIMEOUT_MS; the
+  runs after them (the outbox is not empty) go to the outbox at once, as before.
 - The stream is bounded (`XADD MAXLEN ~ stream_max_length`).
 """
 
@@ -138,6 +144,7 @@ class ConversationRecorder:
 
     async def _write(self, entries: list[Entry]) -> None:
         """To Redis within the deadline, else (or while the outbox holds records) to the outbox."""
+        missed = False
         if not self.outbox:
             try:
                 async with asyncio.timeout(self._timeout_ms / 1000):
@@ -150,9 +157,9 @@ class ConversationRecorder:
                     self._timeout_ms,
                     exc.__class__.__name__ if isinstance(exc, TimeoutError) else exc,
                 )
-                self._registered = False
+                self._registered, missed = False, True
         await self.outbox.append(entries)
-        if self._registered:
+        if self._registered or missed:  # missed: a slow Redis may still take the held ids at once
             try:
                 async with asyncio.timeout(self._timeout_ms / 1000):
                     await self._register([conversation_id for conversation_id, _ in entries])
