@@ -64,6 +64,11 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "not loaded, loading, ready or unavailable: <why>",
             },
             "conversation_outbox": {"type": "integer", "description": "records waiting for Redis"},
+            "conversation_outbox_adopting": {
+                "type": "integer",
+                "description": "records still to write from an outbox no worker owns (worker count changed)",
+            },
+            "conversation_outboxes_adopted": {"type": "integer", "description": "such outboxes drained"},
         },
     },
 }

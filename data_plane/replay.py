@@ -125,7 +125,10 @@ class ReplayRoute:
             403: error("No FFAAS_ADMIN_TOKEN is set on this data plane and the caller is not on loopback"),
             409: error("The job cannot run as sent (e.g. its target's code or module is not available)"),
             413: error("The job is larger than FFAAS_MAX_REPLAY_BYTES"),
-            503: error("The data plane is starting or stopping, or is overloaded (Retry-After)"),
+            503: error(
+                "The data plane is starting or stopping, or is overloaded, or the target's module could "
+                "not be fetched from Redis within FFAAS_REDIS_TIMEOUT_MS (Retry-After)"
+            ),
         },
     )
     async def handle(self, request: Request) -> JSONResponse:

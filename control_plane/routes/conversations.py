@@ -173,7 +173,9 @@ FILTER_QUERY = [
 """The filters of the list and the stream; an empty value filters nothing."""
 NOT_FOUND = error("No conversation with this id")
 NOT_STORED_YET = error(
-    "The conversation is not stored yet and the conversation stream could not be read (FFAAS_REDIS_URL)"
+    "The conversation is not stored yet and the conversation stream could not be read: Redis is "
+    "unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, or the run is on its "
+    "way from a data plane's outbox (Retry-After)"
 )
 
 

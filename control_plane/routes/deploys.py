@@ -63,7 +63,10 @@ schemas: dict[str, Schema] = {
         ),
         404: error("No endpoint with this id"),
         413: error("The module is larger than FFAAS_MAX_MODULE_BYTES"),
-        503: error("Redis is unavailable, so the deploy could not be published (FFAAS_REDIS_URL)"),
+        503: error(
+            "Redis is unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, "
+            "so the deploy could not be published (Retry-After)"
+        ),
     },
 )
 async def create_deploy(request: Request) -> JSONResponse:
@@ -114,7 +117,10 @@ def _activate(request: Request) -> bool:
         ),
         404: error("No endpoint with this id, or no deploy `deploy_id` in its history"),
         413: error("The body is larger than a JSON body may be"),
-        503: error("Redis is unavailable, so the change could not be published (FFAAS_REDIS_URL)"),
+        503: error(
+            "Redis is unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, "
+            "so the change could not be published (Retry-After)"
+        ),
     },
 )
 async def rollback(request: Request) -> JSONResponse:

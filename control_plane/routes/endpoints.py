@@ -180,7 +180,10 @@ async def get_endpoint(request: Request) -> JSONResponse:
     responses={
         204: no_content("Deleted"),
         404: NOT_FOUND,
-        503: error("Redis is unavailable, so the deletion could not be published (FFAAS_REDIS_URL)"),
+        503: error(
+            "Redis is unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, "
+            "so the deletion could not be published (Retry-After)"
+        ),
     },
 )
 async def delete_endpoint(request: Request) -> Response:
@@ -218,7 +221,10 @@ async def get_env(request: Request) -> JSONResponse:
         ),
         404: NOT_FOUND,
         413: error("The body is larger than a JSON body may be"),
-        503: error("Redis is unavailable, so the change could not be published (FFAAS_REDIS_URL)"),
+        503: error(
+            "Redis is unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, "
+            "so the change could not be published (Retry-After)"
+        ),
     },
 )
 async def put_env(request: Request) -> JSONResponse:

@@ -22,7 +22,15 @@ from control_plane.routes import (
     replay,
     status,
 )
-from shared.openapi import Schema, build_document, document_route, is_excluded, package_version, routes_of
+from shared.openapi import (
+    Schema,
+    build_document,
+    document_route,
+    error,
+    is_excluded,
+    package_version,
+    routes_of,
+)
 
 NOT_JSON_API: tuple[str, ...] = ("/", "/ui")
 """Paths of HTML pages (the console; `/` leads to it), not of the JSON API: left out of the document, with
@@ -61,8 +69,16 @@ DESCRIPTION = (
 )
 
 
+WRITE_METHODS = ("post", "put", "delete", "patch")
+CROSS_ORIGIN = error(
+    "A browser's write from another origin (an `Origin` that is not this control plane's, or "
+    "`Sec-Fetch-Site` other than same-origin or none), refused before anything else"
+)
+NOT_JSON = error("The body is not sent with `Content-Type: application/json`")
+
+
 def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
-    return build_document(
+    document = build_document(
         title="FFAAS control plane",
         version=package_version(),
         description=DESCRIPTION,
@@ -72,6 +88,16 @@ def openapi_document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         tags=TAGS,
         secured=True,
     )
+    # What the app answers around every route (`cross_site.py`, `request_body.py`), not one route's choice.
+    for methods in document["paths"].values():
+        for method, shown in methods.items():
+            responses = shown["responses"]
+            if method in WRITE_METHODS:
+                responses.setdefault("403", CROSS_ORIGIN.as_openapi())
+            if "application/json" in shown.get("requestBody", {}).get("content", {}):
+                responses.setdefault("415", NOT_JSON.as_openapi())
+            shown["responses"] = dict(sorted(responses.items()))
+    return document
 
 
 routes = [document_route(openapi_document, plane="control plane")]

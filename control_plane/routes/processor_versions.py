@@ -78,7 +78,10 @@ async def get_version(request: Request) -> JSONResponse:
         ),
         404: error("No processor with this id, or no version `version_id` of it"),
         413: error("The body is larger than a JSON body may be"),
-        503: error("Redis is unavailable, so the change could not be published (FFAAS_REDIS_URL)"),
+        503: error(
+            "Redis is unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, "
+            "so the change could not be published (Retry-After)"
+        ),
     },
 )
 async def rollback(request: Request) -> JSONResponse:

@@ -125,7 +125,8 @@ INVALID = (
 TOO_LARGE = error("The code is larger than FFAAS_MAX_PROCESSOR_CODE_BYTES")
 CANNOT_SAVE = error(
     "esbuild is missing or failed (FFAAS_ESBUILD_PATH, FFAAS_TRANSPILE_TIMEOUT_MS), or Redis is "
-    "unavailable, so the change could not be published (FFAAS_REDIS_URL)"
+    "unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, so the change could "
+    "not be published (Retry-After)"
 )
 PROCESSOR_LINKS = {
     "GetProcessor": {"operationId": "get_processor", "parameters": {"processor_id": "$response.body#/id"}},
@@ -253,7 +254,10 @@ async def replace_processor(request: Request) -> JSONResponse:
     responses={
         204: no_content("Deleted"),
         404: NOT_FOUND,
-        503: error("Redis is unavailable, so the deletion could not be published (FFAAS_REDIS_URL)"),
+        503: error(
+            "Redis is unavailable (FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS, "
+            "so the deletion could not be published (Retry-After)"
+        ),
     },
 )
 async def delete_processor(request: Request) -> Response:

@@ -230,7 +230,7 @@ _STARTED = Answer(
 )
 _BUSY = error(
     "FFAAS_REPLAY_MAX_BATCHES batches are running (see Retry-After), or Redis is unavailable "
-    "(FFAAS_REDIS_URL)"
+    "(FFAAS_REDIS_URL) or did not answer within FFAAS_REDIS_TIMEOUT_MS (Retry-After)"
 )
 
 
@@ -259,7 +259,8 @@ _BUSY = error(
         502: error("The data plane refused the replay (FFAAS_ADMIN_TOKEN must be the same on both planes)"),
         503: error(
             "No data plane answered within FFAAS_REPLAY_TIMEOUT_MS (FFAAS_DATA_PLANE_URL), one was "
-            "overloaded (Retry-After), or Redis is unavailable (FFAAS_REDIS_URL)"
+            "overloaded (Retry-After), or Redis is unavailable (FFAAS_REDIS_URL) or did not answer within "
+            "FFAAS_REDIS_TIMEOUT_MS (Retry-After)"
         ),
     },
 )
