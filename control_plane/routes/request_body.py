@@ -1,9 +1,11 @@
 """Reading admin request bodies as JSON (size-capped by `shared.request_body`).
 
-A JSON body must come as `Content-Type: application/json` (415 otherwise): a browser sends
-that type cross-origin only after a preflight this control plane never grants, so a web
-page cannot slip JSON in as `text/plain` or a form (see also `cross_site.py`). An empty
-body needs no type.
+A JSON body labelled with another media type than JSON is refused (415): a browser sends a
+JSON type cross-origin only after a preflight this control plane never grants, and it always
+labels a body it sends (`text/plain` or a form type), so a web page cannot slip JSON in as
+`text/plain` or a form (see also `cross_site.py`). A body with no `Content-Type` at all comes
+from a program, not a browser, and is read as JSON (`application/*+json` is JSON too). An
+empty body needs no type.
 """
 
 from __future__ import annotations
@@ -29,16 +31,20 @@ async def read_json(
     if not body.strip():
         return None
     given = request.headers.get("content-type")
-    if (given or "").split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
-        got = "none" if given is None else repr(given[:80])
+    if given is not None and not _is_json(given):
         raise UnsupportedMediaType(
-            f"a JSON request body needs the header Content-Type: {JSON_MEDIA_TYPE} (got {got}; "
+            f"a JSON request body needs the header Content-Type: {JSON_MEDIA_TYPE} (got {given[:80]!r}; "
             f"with curl: -H 'content-type: {JSON_MEDIA_TYPE}')"
         )
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == JSON_MEDIA_TYPE or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
 async def read_json_object(

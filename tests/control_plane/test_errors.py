@@ -20,7 +20,7 @@ def test_every_error_body_is_exactly_code_and_message(client: TestClient) -> Non
         (client.put("/endpoint"), 405),
         (client.patch(f"/endpoint/{endpoint_id}"), 405),
         (client.post("/endpoint", content=b"nope", headers={"content-type": "application/json"}), 400),
-        (client.post("/endpoint", content=b'{"name": "x"}'), 415),
+        (client.post("/endpoint", content=b'{"name": "x"}', headers={"content-type": "text/plain"}), 415),
         (client.post("/endpoint", json={"name": "x"}, headers={"origin": "http://elsewhere.test"}), 403),
         (client.post("/endpoint", json={"name": ""}), 400),
         (client.get(f"/endpoint/{missing}"), 404),
