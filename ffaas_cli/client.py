@@ -56,8 +56,12 @@ class Plane:
         return self.request(method, path, **kwargs).json()
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The answer to `method path`, whatever its status; only an unreachable plane fails."""
-        with self.reaching():
+        """The answer to `method path`, whatever its status; only an unreachable plane fails.
+        `timeout=` (seconds, or an `httpx.Timeout`) overrides `READ_TIMEOUT_S` for this request."""
+        timeout = kwargs.get("timeout")
+        if isinstance(timeout, int | float):
+            kwargs["timeout"] = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_S)
+        with self.reaching(kwargs.get("timeout")):
             return self._http.request(method, self.url(path), **kwargs)
 
     @contextlib.contextmanager
@@ -67,12 +71,13 @@ class Plane:
             yield response
 
     @contextlib.contextmanager
-    def reaching(self) -> Iterator[None]:
+    def reaching(self, timeout: httpx.Timeout | None = None) -> Iterator[None]:
         """Turn transport errors inside into "cannot reach the <plane> at <url>: <reason>"."""
         try:
             yield
         except httpx.TimeoutException as exc:
-            limit = CONNECT_TIMEOUT_S if isinstance(exc, httpx.ConnectTimeout) else READ_TIMEOUT_S
+            read_limit = timeout.read if timeout is not None and timeout.read is not None else READ_TIMEOUT_S
+            limit = CONNECT_TIMEOUT_S if isinstance(exc, httpx.ConnectTimeout) else read_limit
             raise Failure(
                 f"cannot reach the {self.name} at {self.base_url}: no answer within {limit:g} s"
             ) from exc

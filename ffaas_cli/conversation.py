@@ -1,7 +1,8 @@
-"""`ffaas conversation list | show | tail`: the record of runs.
+"""`ffaas conversation list | show | tail | replay`: the record of runs.
 
 `list` pages through `GET /conversation` (newest first) up to `--limit`; `show` renders one run
-as a timeline (`timeline.py`); `tail` prints runs as they are stored (`tail.py`). `--endpoint`
+as a timeline (`timeline.py`); `tail` prints runs as they are stored (`tail.py`); `replay` runs
+one again against another version (`conversation_replay.py`). `--endpoint`
 and `--processor` take ids or unique names. People see which endpoint or processor ran by name
 (read once from the two lists); `--json` prints the API's JSON: the page (pages joined, past
 one page), the conversation, or one list item per line for `tail`.
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from ffaas_cli import names, output, tail, timeline
+from ffaas_cli import conversation_replay, names, output, tail, timeline
 from ffaas_cli.client import Plane
 from ffaas_cli.failures import Failure
 from ffaas_cli.output import JsonOption
@@ -25,7 +26,8 @@ from ffaas_cli.session import session
 MAX_PAGE = 500
 """The largest page the API gives (`limit`); longer lists are read page by page."""
 
-app = typer.Typer(help="Conversations: the record of every run.", no_args_is_help=True)
+app = typer.Typer(help="Conversations: the record of every run, and replays of them.", no_args_is_help=True)
+app.command("replay")(conversation_replay.replay)
 
 EndpointFilter = Annotated[
     str | None, typer.Option("--endpoint", help="Only this endpoint's runs (id or name).")
@@ -44,12 +46,17 @@ def list_conversations(
     endpoint: EndpointFilter = None,
     processor: ProcessorFilter = None,
     outcome: OutcomeFilter = None,
+    replay_of: Annotated[
+        str | None, typer.Option("--replay-of", metavar="ID", help="Only the replays of this conversation.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     json_output: JsonOption = False,
 ) -> None:
-    """List conversations, newest first."""
+    """List conversations, newest first (replays are marked so)."""
     control = session(ctx).control
     filters = _filters(control, endpoint, processor, outcome)
+    if replay_of is not None:
+        filters["replay_of"] = replay_of
     pages: list[dict[str, Any]] = []
     wanted, before = limit, None
     while wanted > 0:
@@ -138,9 +145,12 @@ class Labels:
             self.names.update({item["id"]: f"{kind} {item['name']}" for item in listed})
 
     def of(self, conversation: dict[str, Any]) -> str:
-        if conversation.get("endpoint_id"):
-            return self.names.get(conversation["endpoint_id"], f"endpoint {conversation['endpoint_id']}")
-        processor_id = conversation.get("request_processor_id")
+        ran = self.of_subject(conversation.get("endpoint_id"), conversation.get("request_processor_id"))
+        return f"{ran} (replay)" if conversation.get("replay_of") else ran
+
+    def of_subject(self, endpoint_id: str | None, processor_id: str | None) -> str:
+        if endpoint_id:
+            return self.names.get(endpoint_id, f"endpoint {endpoint_id}")
         return self.names.get(processor_id or "", f"processor {processor_id}")
 
 

@@ -1,7 +1,9 @@
 """`ffaas endpoint ...`: create, list, get, delete, deploy (with a progress bar), roll back.
 
 Every ID argument also takes an endpoint's unique name (`names.py`); `env` lives in its own module
-(`endpoint_env.py`). `--json` prints the API's answer as it is.
+(`endpoint_env.py`), `replay` in `replay_batches.py`. `deploy --no-activate` stores a deploy
+without serving it (`?activate=false`), to replay recorded runs against it before a rollback to it
+makes it active. `--json` prints the API's answer as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.text import Text
 
-from ffaas_cli import endpoint_env, names, output
+from ffaas_cli import endpoint_env, names, output, replay_batches
 from ffaas_cli.failures import UsageFailure
 from ffaas_cli.output import JsonOption
 from ffaas_cli.session import session
@@ -22,7 +24,9 @@ from ffaas_cli.session import session
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 UPLOAD_CHUNK_BYTES = 64 * 1024
 
-app = typer.Typer(help="WebAssembly endpoints: create, deploy, roll back, environment.", no_args_is_help=True)
+app = typer.Typer(
+    help="WebAssembly endpoints: create, deploy, roll back, environment, replay.", no_args_is_help=True
+)
 app.command("env")(endpoint_env.env)
 
 EndpointArgument = Annotated[str, typer.Argument(metavar="ID", help="The endpoint's id or unique name.")]
@@ -100,9 +104,16 @@ def deploy(
             readable=True,
         ),
     ],
+    no_activate: Annotated[
+        bool,
+        typer.Option(
+            "--no-activate",
+            help="Store it without serving it: replay runs against it first, activate it with rollback.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Upload a module to an endpoint; it becomes the active deploy."""
+    """Upload a module to an endpoint; it becomes the active deploy (unless --no-activate)."""
     control = session(ctx).control
     endpoint_id = names.resolve(control, "endpoint", endpoint)
     size = file.stat().st_size
@@ -126,24 +137,30 @@ def deploy(
         response = control.request(
             "POST",
             f"/endpoint/{endpoint_id}/deploy",
+            params={"activate": "false"} if no_activate else None,
             content=chunks(),
             headers={"content-type": "application/octet-stream", "content-length": str(size)},
         )
     if json_output:
         return output.print_api_json(response)
     deployed = response.json()
-    url = control.json("GET", f"/endpoint/{endpoint_id}")["url"]
-    output.line(f"deployed {file.name} to endpoint {endpoint_id}")
-    output.show(
-        output.fields(
-            [
-                ("deploy", deployed["id"]),
-                ("hash", deployed["hash"]),
-                ("created", deployed["created_at"]),
-                ("url", Text(url, style="bold")),
-            ]
-        )
-    )
+    endpoint_now = control.json("GET", f"/endpoint/{endpoint_id}")
+    url = endpoint_now["url"]
+    rows: list[tuple[str, str | Text]] = [
+        ("deploy", deployed["id"]),
+        ("hash", deployed["hash"]),
+        ("created", deployed["created_at"]),
+    ]
+    if not no_activate:
+        output.line(f"deployed {file.name} to endpoint {endpoint_id}")
+        output.show(output.fields([*rows, ("url", Text(url, style="bold"))]))
+        return
+    active = _active(endpoint_now)
+    serving = "it has no active deploy" if active == "none" else f"it still runs deploy {active}"
+    output.line(f"uploaded {file.name} to endpoint {endpoint_id}, not active ({serving})")
+    replay = f"ffaas endpoint replay {endpoint_id} --deploy {deployed['id']} --last 20"
+    activate = f"ffaas endpoint rollback {endpoint_id} {deployed['id']}"
+    output.show(output.fields([*rows, ("replay", replay), ("activate", activate)]))
 
 
 @app.command()
@@ -164,6 +181,9 @@ def rollback(
         return output.print_api_json(response)
     rolled = response.json()
     output.line(f"endpoint {endpoint_id} now runs deploy {rolled['active_deploy_id']}")
+
+
+app.command("replay")(replay_batches.endpoint_replay)  # after the commands above, as --help lists them
 
 
 def show_endpoint(endpoint: dict[str, Any]) -> None:

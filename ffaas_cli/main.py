@@ -21,7 +21,7 @@ from rich.text import Text
 # Typer 0.29 carries its own copy of Click; its exceptions are what a usage error raises.
 from typer._click.exceptions import ClickException
 
-from ffaas_cli import call, conversation, endpoint, login, output, processor, status
+from ffaas_cli import call, conversation, endpoint, login, output, processor, replay, status
 from ffaas_cli.failures import BAD_USAGE, REFUSED, Failure
 from ffaas_cli.session import Session
 from ffaas_cli.settings import DEFAULT_DATA_PLANE_URL, DEFAULT_URL, Settings
@@ -36,6 +36,7 @@ app = typer.Typer(
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(processor.app, name="processor")
 app.add_typer(conversation.app, name="conversation")
+app.add_typer(replay.app, name="replay")
 app.command()(call.call)
 app.command()(status.status)
 app.command()(login.login)

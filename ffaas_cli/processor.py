@@ -2,32 +2,25 @@
 
 The language comes from the file's extension (.js .mjs .cjs: js; .ts .mts .cts: ts). `update`
 sends the whole processor (PUT replaces it): the new code, and the name and runtime it had
-unless `--name`/`--runtime` change them. Every ID argument also takes a unique name.
+unless `--name`/`--runtime` change them. Every ID argument also takes a unique name. Versions
+and rollback: `processor_versions.py`; replaying recorded runs: `replay_batches.py`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.syntax import Syntax
 
-from ffaas_cli import names, output, run_request
-from ffaas_cli.failures import Failure, UsageFailure
+from ffaas_cli import names, output, processor_versions, replay_batches, run_request
+from ffaas_cli.code_files import Runtime, read_code
 from ffaas_cli.output import JsonOption
 from ffaas_cli.session import session
 
-LANGUAGES = {".js": "js", ".mjs": "js", ".cjs": "js", ".ts": "ts", ".mts": "ts", ".cts": "ts"}
-
-
-class Runtime(StrEnum):
-    v8 = "v8"
-    wasm = "wasm"
-
-
-app = typer.Typer(help="JavaScript/TypeScript processors: create, update, run.", no_args_is_help=True)
+app = typer.Typer(
+    help="JavaScript/TypeScript processors: create, update, run, versions, replay.", no_args_is_help=True
+)
 
 ProcessorArgument = Annotated[str, typer.Argument(metavar="ID", help="The processor's id or unique name.")]
 CodeFile = Annotated[
@@ -157,19 +150,11 @@ def run(
     raise typer.Exit(run_request.show(found.data, response, as_json=json_output, include=include))
 
 
-def read_code(file: Path) -> tuple[str, str]:
-    """The language (from the extension) and the text of `file`."""
-    language = LANGUAGES.get(file.suffix.lower())
-    if language is None:
-        raise UsageFailure(
-            f"cannot tell the language of {file.name}: name it .js or .ts ({', '.join(LANGUAGES)})"
-        )
-    try:
-        return language, file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise Failure(f"{file} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
-    except OSError as exc:
-        raise UsageFailure(f"cannot read {file}: {exc.strerror or exc}") from exc
+# Registered after the commands above, so that --help lists them in this order.
+app.command()(processor_versions.versions)
+app.command()(processor_versions.version)
+app.command()(processor_versions.rollback)
+app.command("replay")(replay_batches.processor_replay)
 
 
 def show_processor(processor: dict[str, Any]) -> None:
@@ -182,21 +167,8 @@ def show_processor(processor: dict[str, Any]) -> None:
             ]
         )
     )
-    versions = processor.get("version_history") or []
-    if versions:
-        shown = output.table("", "VERSION", "NAME", "LANGUAGE", "RUNTIME", "CREATED")
-        for version in versions:
-            active = version["id"] == processor.get("active_version_id")
-            shown.add_row(
-                "*" if active else "",
-                version["id"],
-                version["name"],
-                version["language"],
-                version["runtime"],
-                version["created_at"],
-            )
+    if processor.get("version_history"):
         output.line()
-        output.show(shown)
+        output.show(processor_versions.versions_table(processor))
     output.line()
-    lexer = "typescript" if processor["language"] == "ts" else "javascript"
-    output.show(Syntax(processor["code"], lexer, line_numbers=True, theme="ansi_dark"))
+    output.show(processor_versions.code_view(processor["code"], processor["language"]))

@@ -1,6 +1,7 @@
 """One conversation as a timeline a person can read in a terminal.
 
-A header (what ran: endpoint and deploy, or processor), then every audit item in order with its
+A header (what ran: endpoint and deploy, or processor and version; for a replay, the run it
+replays and its outbound mode: answered from the record, or live), then every audit item in order with its
 offset from the incoming request: the request (method, path, query, headers, body), log lines,
 each outbound request and its response (numbered by `inc`), the final response, and a footer
 with the outcome, status, duration and, for a failed run, the error and its detail. Long bodies
@@ -46,6 +47,20 @@ def _header(conversation: dict[str, Any], name: str | None) -> Text:
             text.append(f"  module {conversation['module_hash']}")
     if conversation.get("request_processor_id"):
         text.append(f"\nprocessor {named}{conversation['request_processor_id']}")
+        if conversation.get("processor_version_id"):
+            text.append(f"  version {conversation['processor_version_id']}")
+        elif conversation.get("replay_of"):
+            text.append("  a draft (not saved)")
+    if conversation.get("replay_of"):
+        text.append(
+            Text.assemble(
+                "\n",
+                ("replay of ", "bold"),
+                (conversation["replay_of"], "bold"),
+                f", outbound {conversation.get('replay_mode')}",
+                (f"  (the original: ffaas conversation show {conversation['replay_of']})", "dim"),
+            )
+        )
     text.append(f"\nstarted {conversation['created_at']}", style="dim")
     return text
 

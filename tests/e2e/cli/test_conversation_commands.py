@@ -64,7 +64,7 @@ def test_show_renders_the_run_as_a_timeline(ffaas: Ffaas, cluster: Cluster) -> N
 
     lines = [line.strip() for line in shown.splitlines()]
     assert lines[0] == f"conversation {conversation_id}"
-    assert lines[1] == f"processor show-demo {relay['id']}"
+    assert lines[1] == f"processor show-demo {relay['id']}  version {relay['active_version_id']}"
     order = [
         _index(lines, "-> POST /processor/"),
         _index(lines, "log  relaying payload"),

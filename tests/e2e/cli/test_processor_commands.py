@@ -123,3 +123,52 @@ def test_code_that_does_not_compile_is_refused_with_the_compilers_message(
 
     assert refused.code == 1
     assert "(HTTP 400)" in refused.error_line and "1:" in refused.error_line
+
+
+def test_versions_version_and_rollback(ffaas: Ffaas, cluster: Cluster, tmp_path: Path) -> None:
+    for number in (1, 2, 3):
+        (tmp_path / f"v{number}.js").write_text(f"function main(request) {{ return 'v{number}'; }}\n")
+    created = ffaas.ok("processor", "create", "versioned", str(tmp_path / "v1.js"), "--json").json()
+    ffaas.ok("processor", "update", "versioned", str(tmp_path / "v2.js"))
+    third = ffaas.ok("processor", "update", "versioned", str(tmp_path / "v3.js"), "--json").json()
+    first_id, second_id, third_id = (version["id"] for version in third["version_history"])
+    assert first_id == created["active_version_id"] and third["active_version_id"] == third_id
+
+    listed = ffaas.ok("processor", "versions", "versioned").stdout
+    rows = [
+        line.split()
+        for line in listed.splitlines()
+        if first_id in line or second_id in line or third_id in line
+    ]
+    assert [row[:2] for row in rows] == [[first_id, "versioned"], [second_id, "versioned"], ["*", third_id]]
+    as_json = ffaas.ok("processor", "versions", created["id"], "--json").json()
+    assert as_json == {"active_version_id": third_id, "version_history": third["version_history"]}
+
+    shown = ffaas.ok("processor", "version", "versioned", first_id).stdout
+    assert f"version    {first_id}" in shown and "runtime    v8" in shown
+    assert "function main(request) { return 'v1'; }" in shown
+    version_json = ffaas.ok("processor", "version", created["id"], second_id, "--json").json()
+    assert (
+        version_json
+        == cluster.admin.get(
+            f"{cluster.admin_url}/admin/processor/{created['id']}/version/{second_id}"
+        ).json()
+    )
+    assert version_json["code"] == "function main(request) { return 'v2'; }\n"
+
+    previous = ffaas.ok("processor", "rollback", "versioned")
+    assert previous.stdout.strip() == f"processor {created['id']} now runs version {second_id}"
+    assert cluster.run_processor(created["id"], prelude=False).text == "v2"  # served once answered
+    named = ffaas.ok("processor", "rollback", created["id"], first_id, "--json").json()
+    assert named == cluster.admin.get(f"{cluster.admin_url}/admin/processor/{created['id']}").json()
+    assert named["active_version_id"] == first_id and len(named["version_history"]) == 3
+    assert cluster.run_processor(created["id"], prelude=False).text == "v1"
+
+    oldest = ffaas("processor", "rollback", "versioned")
+    assert oldest.code == 1 and "there is no earlier version to roll back to (HTTP 400)" in oldest.error_line
+    missing = "00000000-0000-0000-0000-0000000000ef"
+    unknown = ffaas("processor", "version", created["id"], missing)
+    assert unknown.code == 1
+    assert unknown.error_line == f"error: version {missing} not found in processor {created['id']} (HTTP 404)"
+    unknown_rollback = ffaas("processor", "rollback", created["id"], missing)
+    assert unknown_rollback.error_line == unknown.error_line
