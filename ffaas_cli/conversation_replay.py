@@ -17,6 +17,7 @@ import typer
 from ffaas_cli import output, replay_diff
 from ffaas_cli.failures import Failure
 from ffaas_cli.replay_options import (
+    CUT_BODY_SETTING,
     AllowTruncatedOption,
     CodeOption,
     DeployOption,
@@ -30,7 +31,6 @@ from ffaas_cli.session import session
 REPLAY_READ_TIMEOUT_S = 120.0
 """Beyond the control plane's default FFAAS_REPLAY_TIMEOUT_MS (60 s), so that its own answer (a 503
 naming the setting) arrives rather than a timeout here."""
-CUT_BODY_SETTING = "FFAAS_MAX_CAPTURED_BODY_BYTES"
 
 
 def replay(

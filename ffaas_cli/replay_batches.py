@@ -109,7 +109,7 @@ def start(control: Plane, path: str, body: dict[str, Any], *, no_wait: bool, jso
         )
         return
     output.note(
-        f"batch {batch_id}: replaying {report['total']} runs of {replay_report.subject(report)} against "
+        f"batch {batch_id}: replaying {report['total']} runs of {replay_report.subject_of(report)} against "
         f"{described(report['target'])} (Ctrl-C stops following; the batch goes on)"
     )
     finished = follow(control, report)
@@ -158,7 +158,7 @@ def show(control: Plane, response: httpx.Response, *, json_output: bool) -> None
     if json_output:
         output.print_api_json(response)
     else:
-        output.show(replay_report.render(report, replay_report.next_steps(control, report)))
+        output.show(replay_report.render(report, replay_report.read_subject(control, report)))
     if report["state"] == "interrupted":
         raise Failure(
             f"batch {report['id']} was interrupted (its control plane stopped) after {report['done']} of "

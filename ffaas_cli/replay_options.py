@@ -21,6 +21,8 @@ import typer
 from ffaas_cli.code_files import Runtime, read_code
 from ffaas_cli.failures import UsageFailure
 
+CUT_BODY_SETTING = "FFAAS_MAX_CAPTURED_BODY_BYTES"
+"""Named by the API when a run cannot be replayed as recorded because a body was cut."""
 DEFAULT_LAST = 50
 """The API's default `limit` of a batch."""
 AGE = re.compile(r"(\d+)\s*([smhd])")

@@ -4,7 +4,8 @@ and `processor replay`.
 From the API's report (README, "Batches"): a header (the batch, its state, whose runs, against
 what, the selection), the counts (how many replayed, the same, differing and in what, not
 replayable), a table of every run (original → replay, with its verdict), and what to do next:
-look at one replay, and make the target active (the rollback command) when it is not yet.
+look at one replay, replay runs whose body was cut with --allow-truncated, and make the target
+active (the rollback command) when it is not yet.
 """
 
 from __future__ import annotations
@@ -17,35 +18,40 @@ from rich.text import Text
 from ffaas_cli import output
 from ffaas_cli.client import Plane
 from ffaas_cli.failures import Failure
-from ffaas_cli.replay_options import described
+from ffaas_cli.replay_options import CUT_BODY_SETTING, described
 
 STATE_STYLES = {"running": "yellow", "finished": "green", "interrupted": "red"}
 
 
-def render(report: dict[str, Any], next_steps: list[str] | None = None) -> RenderableType:
-    parts: list[RenderableType] = [header(report), Text(), _counts(report)]
+def render(report: dict[str, Any], subject: dict[str, Any] | None = None) -> RenderableType:
+    """`subject`: the endpoint or processor whose runs were replayed, as read now (for its name, and
+    whether the target is active yet); None when it could not be read."""
+    parts: list[RenderableType] = [header(report, subject), Text(), _counts(report)]
     runs = report.get("runs", [])
     if runs:
         shown = output.table("ORIGINAL", "", "REPLAY", "VERDICT")
         for run in runs:
             shown.add_row(run["original"], "→", run["replay"] or "-", verdict(run))
         parts.extend([Text(), shown])
-    steps = (
-        [f"one replay in full: ffaas conversation show {_first_replay(runs)}"] if _first_replay(runs) else []
-    )
-    steps.extend(next_steps or [])
+    first = _first_replay(runs)
+    steps = [f"one replay in full: ffaas conversation show {first}"] if first else []
+    if any(CUT_BODY_SETTING in (run.get("error") or "") for run in runs):
+        steps.append("runs whose recorded body was cut: --allow-truncated replays them with the part kept")
+    steps.extend(next_steps(report, subject))
     if steps:
         parts.append(Text("\n".join(steps), style="dim"))
     return Group(*parts)
 
 
-def header(report: dict[str, Any]) -> Text:
+def header(report: dict[str, Any], subject: dict[str, Any] | None = None) -> Text:
     state = report["state"]
     text = Text.assemble(
         ("batch ", "bold"), (report["id"], "bold"), "  ", (state, f"bold {STATE_STYLES.get(state, '')}")
     )
+    named = f" {subject['name']}" if subject else ""
     text.append(
-        f"\n{subject(report)}'s runs against {described(report['target'])}, outbound {report['outbound']}"
+        f"\nruns of {subject_of(report, named)} against {described(report['target'])}, "
+        f"outbound {report['outbound']}"
     )
     text.append(f"\n{selection(report['selection'])}; started {report['created_at']}", style="dim")
     if report.get("finished_at"):
@@ -53,10 +59,11 @@ def header(report: dict[str, Any]) -> Text:
     return text
 
 
-def subject(report: dict[str, Any]) -> str:
+def subject_of(report: dict[str, Any], named: str = "") -> str:
+    """`endpoint <id>` or `processor <id>`, with `named` (" <name>") between when given."""
     if report.get("endpoint_id"):
-        return f"endpoint {report['endpoint_id']}"
-    return f"processor {report.get('processor_id')}"
+        return f"endpoint{named} {report['endpoint_id']}"
+    return f"processor{named} {report.get('processor_id')}"
 
 
 def selection(chosen: dict[str, Any]) -> str:
@@ -103,26 +110,30 @@ def _first_replay(runs: list[dict[str, Any]]) -> str | None:
     return str(chosen[0]["replay"]) if chosen else None
 
 
-def next_steps(control: Plane, report: dict[str, Any]) -> list[str]:
-    """How to make the batch's target active, when it is not already (read now; left out if the
-    endpoint or processor cannot be read)."""
-    target = report["target"]
+def read_subject(control: Plane, report: dict[str, Any]) -> dict[str, Any] | None:
+    """The endpoint or processor whose runs a batch replays, as it is now; None if it cannot be read
+    (deleted since, or no token): the report stands without its name and hints."""
+    if report.get("endpoint_id"):
+        path = f"/endpoint/{report['endpoint_id']}"
+    else:
+        path = f"/admin/processor/{report.get('processor_id')}"
     try:
-        if report.get("endpoint_id") and target.get("deploy_id"):
-            endpoint = control.json("GET", f"/endpoint/{report['endpoint_id']}")
-            if endpoint["active_deploy_id"] != target["deploy_id"]:
-                return [
-                    f"make it active: ffaas endpoint rollback {report['endpoint_id']} {target['deploy_id']}"
-                ]
-        elif report.get("processor_id") and target.get("processor_version_id"):
-            processor = control.json("GET", f"/admin/processor/{report['processor_id']}")
-            if processor["active_version_id"] != target["processor_version_id"]:
-                return [
-                    f"make it active: ffaas processor rollback {report['processor_id']} "
-                    f"{target['processor_version_id']}"
-                ]
-        elif report.get("processor_id") and target.get("draft"):
-            return [f"save the draft: ffaas processor update {report['processor_id']} FILE"]
+        found: dict[str, Any] = control.json("GET", path)
     except Failure:
-        pass  # deleted since, or no token: the report stands without the hint
+        return None
+    return found
+
+
+def next_steps(report: dict[str, Any], subject: dict[str, Any] | None) -> list[str]:
+    """How to make the batch's target active, when it is not already."""
+    target = report["target"]
+    if subject is None:
+        return []
+    if target.get("deploy_id") and subject.get("active_deploy_id") != target["deploy_id"]:
+        return [f"make it active: ffaas endpoint rollback {subject['id']} {target['deploy_id']}"]
+    version = target.get("processor_version_id")
+    if version and subject.get("active_version_id") != version:
+        return [f"make it active: ffaas processor rollback {subject['id']} {version}"]
+    if target.get("draft"):
+        return [f"save the draft: ffaas processor update {subject['id']} FILE"]
     return []

@@ -201,7 +201,10 @@ def test_an_endpoint_batch_reports_each_run_what_differs_and_how_to_activate(
     lines = [line.rstrip() for line in ran.stdout.splitlines()]
     batch = re.fullmatch(rf"batch ({UUID.pattern})  finished", lines[0])
     assert batch is not None, ran.stdout
-    assert lines[1] == f"endpoint {endpoint_id}'s runs against deploy {echo['id']}, outbound recorded"
+    assert (
+        lines[1]
+        == f"runs of endpoint batch-demo {endpoint_id} against deploy {echo['id']}, outbound recorded"
+    )
     assert lines[2].startswith("the last 3 recorded runs; started ")
     assert lines[4] == (
         "replayed 3 of 3: 2 the same, 1 differ (in headers 1, body 1, logs 1), 0 could not be replayed"
@@ -257,7 +260,10 @@ def test_a_processor_batch_shows_its_progress_in_a_terminal_then_the_report(
     text = terminal.text
     assert code == 0, text
     assert "3/3 3 differ" in text
-    assert f"processor {processor['id']}'s runs against version {version_2}, outbound live" in text
+    assert (
+        f"runs of processor batch-progress {processor['id']} against version {version_2}, outbound live"
+        in text
+    )
     assert "replayed 3 of 3: 0 the same, 3 differ (in body 3), 0 could not be replayed" in text
     for original in originals:
         assert re.search(rf"{original}\s+→\s+{UUID.pattern}\s+differs: body", text), text

@@ -277,3 +277,27 @@ def _replay_id(shown: str) -> str:
     match = re.match(rf"replay ({UUID.pattern}) of ", shown)
     assert match is not None, shown
     return match[1]
+
+
+def test_a_batch_reports_a_run_it_could_not_replay_and_replays_it_when_allowed(
+    ffaas: Ffaas, cluster: Cluster, public: Plane, cutting: Plane, echo_wasm: bytes
+) -> None:
+    endpoint_id = cluster.new_deployed_endpoint("cut-batch", echo_wasm)
+    whole = cluster.call(public, endpoint_id, method="POST", content=b"short").headers["fh-conversation-id"]
+    cut = cluster.call(cutting, endpoint_id, method="POST", content=b"x" * 100).headers["fh-conversation-id"]
+    deploy_id = cluster.get_endpoint(endpoint_id).json()["active_deploy_id"]
+
+    ran = ffaas.ok("endpoint", "replay", "cut-batch", "--deploy", deploy_id, "--last", "2")
+
+    lines = [line.rstrip() for line in ran.stdout.splitlines()]
+    assert "replayed 1 of 2: 1 the same, 0 differ, 1 could not be replayed" in lines
+    rows = {line.split()[0]: line for line in lines if line[:36] in (whole, cut)}
+    assert re.fullmatch(rf"{whole}\s+→\s+{UUID.pattern}\s+same", rows[whole])
+    assert re.match(rf"{cut}\s+→\s+-\s+not replayed: .*FFAAS_MAX_CAPTURED_BODY_BYTES", rows[cut]), rows[cut]
+    assert "runs whose recorded body was cut: --allow-truncated replays them with the part kept" in lines
+    assert "make it active" not in ran.stdout  # the deploy is the active one
+
+    allowed = ffaas.ok(
+        "endpoint", "replay", endpoint_id, "--deploy", deploy_id, "--last", "2", "--allow-truncated", "--json"
+    ).json()
+    assert (allowed["replayed"], allowed["errors"]) == (2, 0)
