@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -304,6 +305,38 @@ def test_no_wait_prints_the_batch_id_then_replay_show_and_list_find_it(
         "processor", "replay", processor["id"], "--version", version_2, "--last", "1", "--no-wait", "--json"
     )
     assert raw.json()["selection"]["limit"] == 1 and raw.json()["state"] in ("running", "finished")
+
+
+def test_a_draft_batch_replays_unsaved_code_and_says_how_to_save_it(
+    ffaas: Ffaas, cluster: Cluster, server: GatedServer, tmp_path: Path
+) -> None:
+    processor, _, _ = relay(cluster, server, "batch-draft", 2)
+    draft = tmp_path / "draft.ts"
+    draft.write_text("function main(fh: any, request: any): string {\n  return 'draft:' + request.body;\n}\n")
+    broken = tmp_path / "broken.ts"
+    broken.write_text("function main(fh: any, request: any): string {\n  return request.body +;\n}\n")
+
+    ran = ffaas.ok(
+        "processor", "replay", "batch-draft", "--code", str(draft), "--runtime", "wasm", "--last", "2"
+    )
+
+    lines = [line.rstrip() for line in ran.stdout.splitlines()]
+    assert lines[1] == (
+        f"runs of processor batch-draft {processor['id']} against a draft (ts, wasm), not saved, "
+        "outbound recorded"
+    )
+    assert "replayed 2 of 2: 0 the same, 2 differ (in body 2, outbound 2), 0 could not be replayed" in lines
+    assert f"save the draft: ffaas processor update {processor['id']} FILE" in lines
+    versions = cluster.admin.get(f"{cluster.admin_url}/admin/processor/{processor['id']}").json()[
+        "version_history"
+    ]
+    assert len(versions) == 2  # the processor's own two; the draft saved nowhere
+
+    refused = ffaas("processor", "replay", processor["id"], "--code", str(broken))
+    assert refused.code == 1 and refused.stdout == ""
+    assert re.fullmatch(r"error: code does not compile: 2:\d+: .+ \(HTTP 400\)", refused.error_line), (
+        refused.stderr
+    )
 
 
 def test_ctrl_c_stops_following_but_not_the_batch(
