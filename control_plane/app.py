@@ -9,7 +9,8 @@ consumer (`ingest.py`), retention (`retention.py`), replays (`replay.py`, batche
 (`conversation_feed.py`), and stores them on `app.state.services`. At shutdown it stops
 running batches and the background tasks first, then closes Redis and the database. Nothing
 is opened at import time; a missing esbuild is logged, not fatal (saving a processor then
-answers 503). Browser writes from another origin are refused before anything else
+answers 503). With no admin token, a request naming a host that is not loopback is refused
+first (`rebinding.py`); browser writes from another origin are refused before anything else
 (`cross_site.py`). Routes come from `routes/` and the web
 console from `console/`; every API error leaves as the one JSON error body
 (`shared.errors.install_error_handlers`).
@@ -36,6 +37,7 @@ from control_plane.conversation_feed import ConversationFeed
 from control_plane.cross_site import CrossSiteWriteGuard
 from control_plane.ingest import BLOCK_MS, Ingester
 from control_plane.publisher import Publisher
+from control_plane.rebinding import LoopbackHostGuard
 from control_plane.replay import Replayer
 from control_plane.replay_batches import ReplayBatches
 from control_plane.replay_client import DataPlaneClient
@@ -162,6 +164,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(ConsoleSecurityHeaders),
+            *([Middleware(LoopbackHostGuard)] if settings.answers_loopback_names_only else []),
             Middleware(CrossSiteWriteGuard),  # before any authentication: a browser's cross-site write
             session_middleware(settings),  # outside the token check, which accepts a console session
             Middleware(AdminTokenMiddleware, token=settings.admin_token),

@@ -118,6 +118,11 @@ class Settings:
         return not self.admin_token and not is_loopback_host(self.host)
 
     @property
+    def answers_loopback_names_only(self) -> bool:
+        """No token on a loopback address: only requests naming a loopback host (`rebinding.py`)."""
+        return not self.admin_token and is_loopback_host(self.host)
+
+    @property
     def consumer_name(self) -> str:
         return self.control_plane_id or f"{socket.gethostname()}:{self.port}"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,16 +10,12 @@ from typing import Any
 import pytest
 import redis
 
-with warnings.catch_warnings():
-    # Starlette 1.x prefers httpx2 for its TestClient; the dev dependencies pin httpx, which works.
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from starlette.testclient import TestClient
-
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from shared.content_hash import content_hash
 from shared.events import EndpointRoute
 from shared.keys import Keys
+from tests.control_plane.local_client import LocalTestClient
 
 PUBLIC_URL = "http://data-plane.test:4000"
 
@@ -38,8 +33,8 @@ def settings(tmp_path: Path, redis_url: str, key_prefix: str) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+def client(settings: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -55,14 +50,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def create_endpoint(client: TestClient, name: str = "my-endpoint") -> dict[str, Any]:
+def create_endpoint(client: LocalTestClient, name: str = "my-endpoint") -> dict[str, Any]:
     response = client.post("/endpoint", json={"name": name})
     assert response.status_code == 201, response.text
     endpoint: dict[str, Any] = response.json()
     return endpoint
 
 
-def deploy(client: TestClient, endpoint_id: str, module: bytes) -> dict[str, Any]:
+def deploy(client: LocalTestClient, endpoint_id: str, module: bytes) -> dict[str, Any]:
     response = client.post(
         f"/endpoint/{endpoint_id}/deploy", content=module, headers={"content-type": "application/wasm"}
     )
@@ -72,7 +67,7 @@ def deploy(client: TestClient, endpoint_id: str, module: bytes) -> dict[str, Any
 
 
 def assert_nothing_stored(
-    client: TestClient,
+    client: LocalTestClient,
     redis_client: redis.Redis,
     keys: Keys,
     endpoint_id: str,

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.state import Services
 from shared.conversations import (
@@ -23,6 +22,7 @@ from shared.conversations import (
 )
 from shared.keys import Keys
 from shared.timestamps import format_timestamp
+from tests.control_plane.local_client import LocalTestClient
 
 CAPTURE_CAP = 64 * 1024
 T = TypeVar("T")
@@ -192,18 +192,20 @@ def eventually(check: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def services_of(client: TestClient) -> Services:
+def services_of(client: LocalTestClient) -> Services:
     found: Services = client.app.state.services  # type: ignore[attr-defined]
     return found
 
 
-def call_in_app(client: TestClient, function: Callable[[], Awaitable[T]]) -> T:
+def call_in_app(client: LocalTestClient, function: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine function on the started app's event loop (where its services live)."""
-    assert client.portal is not None, "the TestClient must be started (used as a context manager)"
+    assert client.portal is not None, "the LocalTestClient must be started (used as a context manager)"
     return client.portal.call(function)
 
 
-def ingest(client: TestClient, redis_client: redis.Redis, keys: Keys, *records: ConversationRecord) -> None:
+def ingest(
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys, *records: ConversationRecord
+) -> None:
     """Publish the records and make the control plane store them before going on."""
     for record in records:
         publish(redis_client, keys, record)

@@ -6,19 +6,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from starlette.testclient import TestClient
 
 from control_plane import auth
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from tests.control_plane import wasm_modules
+from tests.control_plane.local_client import LocalTestClient
 
 TOKEN = "s3cret-admin-token"
 
 
 @pytest.fixture
-def guarded(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
+def guarded(settings: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
         yield client
 
 
@@ -42,7 +42,7 @@ AUTHORIZED = {"authorization": f"Bearer {TOKEN}"}
         ("DELETE", "/conversation/some-id"),
     ],
 )
-def test_every_admin_route_without_the_token_is_401(guarded: TestClient, method: str, path: str) -> None:
+def test_every_admin_route_without_the_token_is_401(guarded: LocalTestClient, method: str, path: str) -> None:
     response = guarded.request(method, path)
 
     assert response.status_code == 401
@@ -56,7 +56,7 @@ def test_every_admin_route_without_the_token_is_401(guarded: TestClient, method:
 @pytest.mark.parametrize(
     "authorization", [f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", TOKEN, f"Basic {TOKEN}", "Bearer ", ""]
 )
-def test_a_wrong_token_is_401(guarded: TestClient, authorization: str) -> None:
+def test_a_wrong_token_is_401(guarded: LocalTestClient, authorization: str) -> None:
     response = guarded.get("/endpoint", headers={"authorization": authorization})
 
     assert response.status_code == 401
@@ -67,7 +67,7 @@ def test_a_wrong_token_is_401(guarded: TestClient, authorization: str) -> None:
     }
 
 
-def test_the_right_token_opens_every_route(guarded: TestClient) -> None:
+def test_the_right_token_opens_every_route(guarded: LocalTestClient) -> None:
     created = guarded.post("/endpoint", json={"name": "guarded"}, headers=AUTHORIZED)
     assert created.status_code == 201
     endpoint_id = created.json()["id"]
@@ -85,23 +85,23 @@ def test_the_right_token_opens_every_route(guarded: TestClient) -> None:
 @pytest.mark.parametrize(
     "path", ["/status", "/conversation/abc", "/conversation/abc/audit_item", "/conversation/abc/"]
 )
-def test_status_and_conversation_reads_need_no_token(guarded: TestClient, path: str) -> None:
+def test_status_and_conversation_reads_need_no_token(guarded: LocalTestClient, path: str) -> None:
     response = guarded.get(path)
 
     # Conversation routes arrive with later work; until then they are a 404, never a 401.
     assert response.status_code != 401
 
 
-def test_status_is_ok_without_a_token(guarded: TestClient) -> None:
+def test_status_is_ok_without_a_token(guarded: LocalTestClient) -> None:
     assert guarded.get("/status").json()["status"] == "ok"
 
 
-def test_without_a_configured_token_no_route_needs_one(client: TestClient) -> None:
+def test_without_a_configured_token_no_route_needs_one(client: LocalTestClient) -> None:
     assert client.get("/endpoint").status_code == 200
     assert client.post("/endpoint", json={"name": "open"}).status_code == 201
 
 
-def test_the_bearer_scheme_is_case_insensitive(guarded: TestClient) -> None:
+def test_the_bearer_scheme_is_case_insensitive(guarded: LocalTestClient) -> None:
     for scheme in ("bearer", "BEARER", "Bearer"):
         response = guarded.get("/endpoint", headers={"authorization": f"{scheme} {TOKEN}"})
         assert response.status_code == 200, (scheme, response.text)
@@ -109,7 +109,7 @@ def test_the_bearer_scheme_is_case_insensitive(guarded: TestClient) -> None:
 
 def test_a_non_ascii_token_is_compared_as_its_utf8_bytes(settings: Settings) -> None:
     token = "clé-secrète-€"
-    with TestClient(create_app(replace(settings, admin_token=token))) as client:
+    with LocalTestClient(create_app(replace(settings, admin_token=token))) as client:
         right = client.get("/endpoint", headers={"authorization": b"Bearer " + token.encode()})
         # The same characters in latin-1 are other bytes on the wire: not the token.
         wrong = client.get(
@@ -121,7 +121,7 @@ def test_a_non_ascii_token_is_compared_as_its_utf8_bytes(settings: Settings) -> 
 
 
 def test_tokens_are_compared_with_compare_digest_on_bytes(
-    guarded: TestClient, monkeypatch: pytest.MonkeyPatch
+    guarded: LocalTestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compared: list[tuple[object, object]] = []
     real_compare = auth.hmac.compare_digest

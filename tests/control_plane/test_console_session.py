@@ -14,11 +14,11 @@ from dataclasses import replace
 
 import itsdangerous
 import pytest
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.console.session import COOKIE, session_key
 from control_plane.settings import Settings
+from tests.control_plane.local_client import LocalTestClient
 
 TOKEN = "console-session-token"
 
@@ -38,35 +38,35 @@ def cookie(key: str, *, at: float, signed_in: bool = True) -> str:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(
+def client(settings: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(
         create_app(replace(settings, admin_token=TOKEN, console_session_hours=12))
     ) as test_client:
         yield test_client
 
 
-def page_status(client: TestClient, value: str) -> int:
+def page_status(client: LocalTestClient, value: str) -> int:
     client.cookies.set(COOKIE, value)
     return client.get("/ui/endpoints", follow_redirects=False).status_code
 
 
-def test_a_fresh_session_opens_pages(client: TestClient) -> None:
+def test_a_fresh_session_opens_pages(client: LocalTestClient) -> None:
     assert page_status(client, cookie(session_key(TOKEN), at=time.time())) == 200
 
 
-def test_a_session_older_than_its_hours_is_over(client: TestClient) -> None:
+def test_a_session_older_than_its_hours_is_over(client: LocalTestClient) -> None:
     assert page_status(client, cookie(session_key(TOKEN), at=time.time() - 13 * 3600)) == 303
 
 
-def test_a_session_signed_for_another_token_is_not_one(client: TestClient) -> None:
+def test_a_session_signed_for_another_token_is_not_one(client: LocalTestClient) -> None:
     assert page_status(client, cookie(session_key("the-old-token"), at=time.time())) == 303
 
 
-def test_a_session_that_is_not_signed_in_is_not_enough(client: TestClient) -> None:
+def test_a_session_that_is_not_signed_in_is_not_enough(client: LocalTestClient) -> None:
     assert page_status(client, cookie(session_key(TOKEN), at=time.time(), signed_in=False)) == 303
 
 
-def test_signing_in_sets_an_httponly_strict_expiring_cookie(client: TestClient) -> None:
+def test_signing_in_sets_an_httponly_strict_expiring_cookie(client: LocalTestClient) -> None:
     form = client.get("/ui/login").text
     csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     answer = client.post(
@@ -80,7 +80,7 @@ def test_signing_in_sets_an_httponly_strict_expiring_cookie(client: TestClient) 
 @pytest.mark.parametrize(
     "target", ["https://evil.example/", "//evil.example/ui/", "/ui//evil.example", "/status"]
 )
-def test_signing_in_only_leads_back_into_the_console(client: TestClient, target: str) -> None:
+def test_signing_in_only_leads_back_into_the_console(client: LocalTestClient, target: str) -> None:
     form = client.get("/ui/login").text
     csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     answer = client.post(
@@ -89,7 +89,7 @@ def test_signing_in_only_leads_back_into_the_console(client: TestClient, target:
     assert answer.headers["location"] == "/ui/conversations"
 
 
-def test_signing_in_without_the_forms_csrf_token_is_refused(client: TestClient) -> None:
+def test_signing_in_without_the_forms_csrf_token_is_refused(client: LocalTestClient) -> None:
     client.get("/ui/login")
     answer = client.post("/ui/login", data={"token": TOKEN, "csrf": "guess"}, follow_redirects=False)
     assert answer.status_code == 403

@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from shared.conversations import new_id
 from shared.keys import Keys
@@ -17,10 +16,11 @@ from tests.control_plane.conversation_records import (
     ingest,
     publish,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 
 def test_a_bounded_record_shows_how_many_items_were_left_out(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = replace(endpoint_record(), audit_items_dropped=1234)
     ingest(client, redis_client, keys, record)
@@ -34,7 +34,7 @@ def test_a_bounded_record_shows_how_many_items_were_left_out(
 
 
 def test_a_record_without_the_field_shows_none_left_out(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = endpoint_record()
     assert b"audit_items_dropped" not in record.pack(), "the common case packs as before"
@@ -45,7 +45,7 @@ def test_a_record_without_the_field_shows_none_left_out(
 
 @pytest.mark.parametrize("suffix", ["", "/audit_item"])
 def test_a_run_held_by_a_data_plane_is_on_its_way(
-    client: TestClient, redis_client: redis.Redis, keys: Keys, suffix: str
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys, suffix: str
 ) -> None:
     conversation_id = new_id()
     redis_client.set(keys.held_conversation(conversation_id), "plane-7:4000", ex=60)
@@ -62,7 +62,7 @@ def test_a_run_held_by_a_data_plane_is_on_its_way(
 
 
 def test_a_held_id_already_on_the_stream_is_found(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     """The key may outlive the record's write for a moment: the read catches up first."""
     record = endpoint_record()

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -21,13 +20,14 @@ from tests.control_plane.conversation_records import (
     ingest,
     processor_record,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 TOKEN = "conversation-admin-token"
 
 
 @pytest.mark.parametrize("suffix", ["", "/audit_item"])
 @pytest.mark.parametrize("conversation_id", [new_id(), "not-a-uuid"])
-def test_an_unknown_conversation_is_404(client: TestClient, conversation_id: str, suffix: str) -> None:
+def test_an_unknown_conversation_is_404(client: LocalTestClient, conversation_id: str, suffix: str) -> None:
     response = client.get(f"/conversation/{conversation_id}{suffix}")
 
     assert response.status_code == 404
@@ -35,7 +35,7 @@ def test_an_unknown_conversation_is_404(client: TestClient, conversation_id: str
 
 
 def test_audit_items_are_the_conversations_items_oldest_first(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = processor_record()
     ingest(client, redis_client, keys, record)
@@ -55,7 +55,7 @@ def test_audit_items_are_the_conversations_items_oldest_first(
 
 
 def test_a_processor_run_names_its_processor_and_no_endpoint(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     processor_id = new_id()
     record = processor_record(processor_id=processor_id)
@@ -70,7 +70,7 @@ def test_a_processor_run_names_its_processor_and_no_endpoint(
 
 
 def test_a_failed_run_keeps_its_error_and_guest_detail(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = replace(
         endpoint_record(),
@@ -89,7 +89,7 @@ def test_a_failed_run_keeps_its_error_and_guest_detail(
 
 
 def test_the_listing_is_last_stored_first_without_items_and_filters(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint_id, processor_id = new_id(), new_id()
     first = endpoint_record(endpoint_id=endpoint_id, age=timedelta(minutes=3))
@@ -119,7 +119,7 @@ def test_the_listing_is_last_stored_first_without_items_and_filters(
 
 
 def test_pages_follow_each_other_through_the_cursor(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint_id = new_id()
     records = [endpoint_record(endpoint_id=endpoint_id, age=timedelta(seconds=age)) for age in range(7)]
@@ -141,7 +141,7 @@ def test_pages_follow_each_other_through_the_cursor(
 
 
 @pytest.mark.parametrize("limit", ["0", "501", "-1", "ten", "2.5", ""])
-def test_a_bad_limit_is_400_naming_it(client: TestClient, limit: str) -> None:
+def test_a_bad_limit_is_400_naming_it(client: LocalTestClient, limit: str) -> None:
     response = client.get("/conversation", params={"limit": limit})
 
     assert response.status_code == 400
@@ -152,7 +152,7 @@ def test_a_bad_limit_is_400_naming_it(client: TestClient, limit: str) -> None:
 
 
 @pytest.mark.parametrize("cursor", ["nonsense!", "bm90IGpzb24", "-1", "1.5", "9" * 19])
-def test_a_bad_cursor_is_400(client: TestClient, cursor: str) -> None:
+def test_a_bad_cursor_is_400(client: LocalTestClient, cursor: str) -> None:
     response = client.get("/conversation", params={"before": cursor})
 
     assert response.status_code == 400
@@ -161,7 +161,7 @@ def test_a_bad_cursor_is_400(client: TestClient, cursor: str) -> None:
     )
 
 
-def test_an_unknown_listing_parameter_is_400(client: TestClient) -> None:
+def test_an_unknown_listing_parameter_is_400(client: LocalTestClient) -> None:
     response = client.get("/conversation", params={"processor": new_id()})
 
     assert response.status_code == 400
@@ -169,13 +169,13 @@ def test_an_unknown_listing_parameter_is_400(client: TestClient) -> None:
 
 
 @pytest.fixture
-def guarded(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
+def guarded(settings: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
         yield client
 
 
 def test_the_listing_needs_the_admin_token_but_reading_by_id_does_not(
-    guarded: TestClient, redis_client: redis.Redis, keys: Keys
+    guarded: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = endpoint_record()
     ingest(guarded, redis_client, keys, record)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.storage.database import Database, open_database
 from shared.keys import Keys
@@ -25,6 +24,7 @@ from tests.control_plane.conversation_records import (
     publish,
     services_of,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 BIG_BODY = b"x" * 60_000
 """Far more than the pages left once the database is "full"."""
@@ -40,7 +40,7 @@ async def set_full(db: Database, full: bool) -> None:
 
 
 def test_a_full_database_answers_503_then_recovers_without_a_restart_and_loses_nothing(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     db = services_of(client).db
     first = endpoint_record()

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from shared.content_hash import content_hash
 from shared.events import EndpointRoute, RouteEvent
@@ -20,11 +19,12 @@ from tests.control_plane.conftest import (
     stored_route,
     subscribed,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 RFC3339_MICROS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 
 
-def test_deploy_returns_the_seed_shape_and_becomes_active(client: TestClient) -> None:
+def test_deploy_returns_the_seed_shape_and_becomes_active(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
     module = wasm_modules.command_module()
 
@@ -47,7 +47,7 @@ def test_deploy_returns_the_seed_shape_and_becomes_active(client: TestClient) ->
     assert stored["deploy_history"] == [created]
 
 
-def test_deploy_accepts_any_content_type(client: TestClient) -> None:
+def test_deploy_accepts_any_content_type(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
 
     response = client.post(f"/endpoint/{endpoint['id']}/deploy", content=wasm_modules.command_module())
@@ -55,7 +55,7 @@ def test_deploy_accepts_any_content_type(client: TestClient) -> None:
     assert response.status_code == 201
 
 
-def test_each_deploy_is_appended_to_the_history_and_the_newest_is_active(client: TestClient) -> None:
+def test_each_deploy_is_appended_to_the_history_and_the_newest_is_active(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
     deploys = [deploy(client, endpoint["id"], wasm_modules.command_module(marker)) for marker in (1, 2, 1)]
 
@@ -67,7 +67,7 @@ def test_each_deploy_is_appended_to_the_history_and_the_newest_is_active(client:
 
 
 def test_deploy_publishes_module_bytes_route_and_event(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint = create_endpoint(client)
     client.put(f"/endpoint/{endpoint['id']}/env", json={"GREETING": "hello"})
@@ -86,7 +86,7 @@ def test_deploy_publishes_module_bytes_route_and_event(
 
 
 def test_deleting_an_endpoint_removes_its_route_and_announces_it(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint = create_endpoint(client)
     deploy(client, endpoint["id"], wasm_modules.command_module())
@@ -117,7 +117,7 @@ def test_deleting_an_endpoint_removes_its_route_and_announces_it(
     ids=["not-wasm", "truncated", "garbage", "component", "no-start", "no-memory", "foreign-import", "empty"],
 )
 def test_deploy_refuses_modules_the_wagi_contract_cannot_run_and_stores_nothing(
-    client: TestClient, redis_client: redis.Redis, keys: Keys, module: bytes, reason: str
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys, module: bytes, reason: str
 ) -> None:
     endpoint = create_endpoint(client)
     good = deploy(client, endpoint["id"], wasm_modules.command_module())
@@ -130,7 +130,7 @@ def test_deploy_refuses_modules_the_wagi_contract_cannot_run_and_stores_nothing(
     assert_nothing_stored(client, redis_client, keys, endpoint["id"], good, module)
 
 
-def test_deploy_with_a_malformed_content_length_is_400(client: TestClient) -> None:
+def test_deploy_with_a_malformed_content_length_is_400(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
 
     response = client.post(
@@ -141,7 +141,7 @@ def test_deploy_with_a_malformed_content_length_is_400(client: TestClient) -> No
     assert "Content-Length" in response.json()["message"]
 
 
-def test_deploy_to_an_unknown_endpoint_is_404(client: TestClient) -> None:
+def test_deploy_to_an_unknown_endpoint_is_404(client: LocalTestClient) -> None:
     missing = str(uuid.uuid4())
 
     response = client.post(f"/endpoint/{missing}/deploy", content=wasm_modules.command_module())

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from shared.events import EndpointRoute
 from shared.keys import Keys
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import create_endpoint, deploy, stored_route, subscribed
+from tests.control_plane.local_client import LocalTestClient
 
 
-def test_env_of_a_new_endpoint_is_empty(client: TestClient) -> None:
+def test_env_of_a_new_endpoint_is_empty(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
 
     response = client.get(f"/endpoint/{endpoint['id']}/env")
@@ -21,7 +21,7 @@ def test_env_of_a_new_endpoint_is_empty(client: TestClient) -> None:
     assert response.json() == {}
 
 
-def test_put_env_replaces_every_variable(client: TestClient) -> None:
+def test_put_env_replaces_every_variable(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
     path = f"/endpoint/{endpoint['id']}/env"
     client.put(path, json={"OLD": "1", "KEPT": "a"})
@@ -35,7 +35,9 @@ def test_put_env_replaces_every_variable(client: TestClient) -> None:
     assert client.get(path).json() == {}
 
 
-def test_env_lands_in_the_published_route(client: TestClient, redis_client: redis.Redis, keys: Keys) -> None:
+def test_env_lands_in_the_published_route(
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
+) -> None:
     endpoint = create_endpoint(client)
     created = deploy(client, endpoint["id"], wasm_modules.command_module())
     with subscribed(redis_client, keys) as events:
@@ -50,7 +52,7 @@ def test_env_lands_in_the_published_route(client: TestClient, redis_client: redi
 
 
 def test_env_set_before_the_first_deploy_is_published_with_it(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint = create_endpoint(client)
     client.put(f"/endpoint/{endpoint['id']}/env", json={"MODE": "test"})
@@ -79,7 +81,7 @@ def test_env_set_before_the_first_deploy_is_published_with_it(
     ],
 )
 def test_put_env_rejects_bad_variables_naming_them_and_keeps_the_old_env(
-    client: TestClient, env: object, message: str
+    client: LocalTestClient, env: object, message: str
 ) -> None:
     endpoint = create_endpoint(client)
     path = f"/endpoint/{endpoint['id']}/env"
@@ -93,7 +95,7 @@ def test_put_env_rejects_bad_variables_naming_them_and_keeps_the_old_env(
     assert client.get(path).json() == {"KEPT": "yes"}
 
 
-def test_limits_are_inclusive(client: TestClient) -> None:
+def test_limits_are_inclusive(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
     env = {f"V{n}": "x" * 4096 for n in range(100)}
 
@@ -103,7 +105,7 @@ def test_limits_are_inclusive(client: TestClient) -> None:
     assert response.json() == env
 
 
-def test_put_env_on_an_unknown_endpoint_is_404(client: TestClient) -> None:
+def test_put_env_on_an_unknown_endpoint_is_404(client: LocalTestClient) -> None:
     response = client.put("/endpoint/missing/env", json={"A": "b"})
 
     assert response.status_code == 404

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from starlette.testclient import TestClient
-
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import create_endpoint
+from tests.control_plane.local_client import LocalTestClient
 
 
-def test_every_error_body_is_exactly_code_and_message(client: TestClient) -> None:
+def test_every_error_body_is_exactly_code_and_message(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
     endpoint_id = endpoint["id"]
     missing = str(uuid.uuid4())
@@ -43,14 +42,14 @@ def test_every_error_body_is_exactly_code_and_message(client: TestClient) -> Non
         assert isinstance(body["message"], str) and body["message"], request
 
 
-def test_an_unknown_route_is_a_404_json_error(client: TestClient) -> None:
+def test_an_unknown_route_is_a_404_json_error(client: LocalTestClient) -> None:
     response = client.get("/definitely/not/here")
 
     assert response.status_code == 404
     assert response.json() == {"code": 404, "message": "no route for GET /definitely/not/here"}
 
 
-def test_a_wrong_method_is_a_405_json_error(client: TestClient) -> None:
+def test_a_wrong_method_is_a_405_json_error(client: LocalTestClient) -> None:
     response = client.put("/status")
 
     assert response.status_code == 405

@@ -8,7 +8,6 @@ import sqlite3
 from collections.abc import Callable
 
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -16,6 +15,7 @@ from shared.content_hash import content_hash
 from shared.keys import Keys
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import create_endpoint, deploy
+from tests.control_plane.local_client import LocalTestClient
 from tests.control_plane.test_processors import create_processor, processor_body
 
 FIRST = "function main(request) {\n  return 1;\n}\n"
@@ -38,7 +38,7 @@ def in_redis(redis_client: redis.Redis, key_of: Callable[[str], str], hashes: li
 
 
 def test_deleting_endpoints_deletes_the_module_bytes_no_deploy_refers_to(
-    client: TestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     only_a, shared = wasm_modules.command_module(1), wasm_modules.command_module(2)
     hashes = [content_hash(only_a), content_hash(shared)]
@@ -57,7 +57,7 @@ def test_deleting_endpoints_deletes_the_module_bytes_no_deploy_refers_to(
 
 
 def test_module_bytes_of_any_deploy_in_a_history_stay_for_rollback(
-    client: TestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     old, new = wasm_modules.command_module(3), wasm_modules.command_module(4)
     kept = create_endpoint(client, "kept")["id"]
@@ -74,7 +74,7 @@ def test_module_bytes_of_any_deploy_in_a_history_stay_for_rollback(
 
 
 def test_deleting_processors_deletes_the_code_no_processor_or_version_refers_to(
-    client: TestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     first, second, third = (content_hash(code.encode()) for code in (FIRST, SECOND, THIRD))
     p = create_processor(client, name="p", code=FIRST)["id"]
@@ -95,7 +95,7 @@ def test_deleting_processors_deletes_the_code_no_processor_or_version_refers_to(
 def test_start_up_sweeps_bytes_in_redis_that_sqlite_does_not_refer_to(
     settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         endpoint_id = create_endpoint(client)["id"]
         module = wasm_modules.command_module(6)
         deploy(client, endpoint_id, module)
@@ -104,7 +104,7 @@ def test_start_up_sweeps_bytes_in_redis_that_sqlite_does_not_refer_to(
     redis_client.set(keys.module(stray_module), b"left over")
     redis_client.set(keys.processor_code(stray_code), b"left over")
 
-    with TestClient(create_app(settings)):
+    with LocalTestClient(create_app(settings)):
         pass
 
     assert in_redis(redis_client, keys.module, [stray_module, content_hash(module)]) == [False, True]

@@ -10,7 +10,6 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -27,12 +26,13 @@ from tests.control_plane.conversation_records import (
     publish,
     services_of,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 RFC3339_MICROSECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def test_a_record_becomes_a_conversation_in_the_seed_shape(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = endpoint_record()
     publish(redis_client, keys, record)
@@ -54,7 +54,7 @@ def test_a_record_becomes_a_conversation_in_the_seed_shape(
 
 
 def test_a_get_right_after_the_xadd_returns_the_complete_conversation(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     for _ in range(20):
         record = processor_record()
@@ -67,7 +67,7 @@ def test_a_get_right_after_the_xadd_returns_the_complete_conversation(
 
 
 def test_catch_up_alone_stores_what_the_stopped_reader_never_read(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     call_in_app(client, services_of(client).ingester.stop_reading)
     for _ in range(20):
@@ -82,7 +82,7 @@ def test_catch_up_alone_stores_what_the_stopped_reader_never_read(
 
 
 def test_a_record_delivered_twice_is_stored_once(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     record = endpoint_record()
     publish(redis_client, keys, record)
@@ -107,7 +107,7 @@ def test_entries_a_crashed_consumer_left_pending_are_reclaimed(
     redis_client.xreadgroup(keys.ingest_group, "crashed-1", {keys.conversations: ">"}, count=10)
     assert pending_count(redis_client, keys) == 1  # delivered to a consumer that will never ack
 
-    with TestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
+    with LocalTestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
         # No GET: only the background take-over can store it.
         eventually(lambda: services_of(client).ingester.writer.stats.stored == 1)
 
@@ -117,7 +117,7 @@ def test_entries_a_crashed_consumer_left_pending_are_reclaimed(
 
 
 def test_an_unreadable_entry_is_parked_with_its_reason_and_ingest_goes_on(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     bad_status = replace(endpoint_record(), status="200")  # type: ignore[arg-type]
     not_msgpack = redis_client.xadd(keys.conversations, {STREAM_FIELD: b"\xc1 not msgpack"})
@@ -148,7 +148,7 @@ def test_an_unreadable_entry_is_parked_with_its_reason_and_ingest_goes_on(
 
 
 def test_a_record_with_fields_this_plane_does_not_know_is_stored(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     """A newer data plane may add fields to the record and to its items: they are ignored."""
     record = processor_record()
@@ -185,7 +185,7 @@ def own_redis(tmp_path: Path) -> RedisServer:
 def test_ingest_survives_a_redis_outage(settings: Settings, own_redis: RedisServer) -> None:
     keys = Keys(settings.redis_prefix)
     try:
-        with TestClient(create_app(replace(settings, redis_url=own_redis.url))) as client:
+        with LocalTestClient(create_app(replace(settings, redis_url=own_redis.url))) as client:
             own_redis.stop()
             missing = endpoint_record()
             unavailable = client.get(f"/conversation/{missing.id}")

@@ -15,7 +15,6 @@ from dataclasses import replace
 import pytest
 import redis
 import redis.asyncio as aioredis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.conversation_stream import ConversationStream
@@ -29,6 +28,7 @@ from tests.control_plane.conversation_records import (
     publish,
     services_of,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 
 def read_without_ack(client: redis.Redis, keys: Keys, consumer: str) -> None:
@@ -62,7 +62,7 @@ def test_a_get_finds_a_conversation_pending_at_another_consumer(
     read_without_ack(redis_client, keys, "killed-control-plane")
     assert consumers(redis_client, keys)["killed-control-plane"] == 1
 
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         response = client.get(f"/conversation/{record.id}")
 
         assert response.status_code == 200, response.text
@@ -79,7 +79,7 @@ def test_a_restarted_control_plane_takes_up_its_own_pending_entries_at_once(
         publish(redis_client, keys, record)
     read_without_ack(redis_client, keys, "control-plane-a")
 
-    with TestClient(create_app(named)) as client:
+    with LocalTestClient(create_app(named)) as client:
         # No GET: only the reader, re-reading its own pending entries at start, can store them.
         eventually(lambda: services_of(client).ingester.writer.stats.stored == len(records))
 
@@ -105,7 +105,7 @@ def test_consumers_that_are_gone_are_removed_and_logged(
     read_and_ack(redis_client, keys, "stopped-cleanly")
     caplog.set_level(logging.INFO, logger="ffaas.control_plane.stream_upkeep")
 
-    with TestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
+    with LocalTestClient(create_app(replace(settings, ingest_claim_idle_ms=50))) as client:
         own = services_of(client).ingester.consumer
         eventually(lambda: set(consumers(redis_client, keys)) == {own})
 

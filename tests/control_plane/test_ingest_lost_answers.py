@@ -23,7 +23,6 @@ from dataclasses import replace
 import pytest
 import redis
 import redis.asyncio as aioredis
-from starlette.testclient import TestClient
 
 from control_plane import stream_upkeep
 from control_plane.app import create_app
@@ -38,6 +37,7 @@ from tests.control_plane.conversation_records import (
     eventually,
     publish,
 )
+from tests.control_plane.local_client import LocalTestClient
 from tests.redis_proxy import RedisProxy
 
 NEW_ENTRIES_READ = (b"XREADGROUP", b"$1\r\n>\r\n")
@@ -72,7 +72,7 @@ def test_entries_whose_read_answer_was_lost_are_stored_before_later_ones(
     publish(redis_client, keys, lost)
     proxy.lose_answer_to(*NEW_ENTRIES_READ)
 
-    with TestClient(create_app(replace(settings, redis_url=proxy.url))):
+    with LocalTestClient(create_app(replace(settings, redis_url=proxy.url))):
         assert proxy.lost.wait(timeout=30), "the control plane never read the stream"
         later = endpoint_record()
         publish(redis_client, keys, later)

@@ -11,19 +11,19 @@ from dataclasses import replace
 
 import pytest
 from openapi_spec_validator import validate
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.routes.openapi import NOT_JSON_API, openapi_document
 from control_plane.settings import Settings
 from shared.openapi import is_excluded, routes_of, undocumented
+from tests.control_plane.local_client import LocalTestClient
 
 TOKEN = "openapi-test-token"
 
 
 @pytest.fixture
-def secured(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
+def secured(settings: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
         yield client
 
 
@@ -56,7 +56,7 @@ def test_the_document_is_valid_openapi_3_1(settings: Settings) -> None:
     assert document["openapi"] == "3.1.0"
 
 
-def test_it_is_served_without_the_token(secured: TestClient) -> None:
+def test_it_is_served_without_the_token(secured: LocalTestClient) -> None:
     response = secured.get("/openapi.json")
 
     assert response.status_code == 200
@@ -64,7 +64,7 @@ def test_it_is_served_without_the_token(secured: TestClient) -> None:
     assert response.json()["info"]["title"] == "FFAAS control plane"
 
 
-def test_public_operations_are_exactly_those_open_without_the_token(secured: TestClient) -> None:
+def test_public_operations_are_exactly_those_open_without_the_token(secured: LocalTestClient) -> None:
     document = secured.get("/openapi.json").json()
     for path, methods in document["paths"].items():
         url = path.replace("{", "").replace("}", "")  # any id: only authentication is asked about
@@ -87,7 +87,7 @@ def test_every_response_is_the_error_shape_for_every_error_status(settings: Sett
                     assert schema == {"$ref": "#/components/schemas/Error"}, f"{method} {path} {status}"
 
 
-def test_a_405_lists_every_method_of_the_path(client: TestClient) -> None:
+def test_a_405_lists_every_method_of_the_path(client: LocalTestClient) -> None:
     response = client.request("OPTIONS", "/endpoint")
     on_env = client.patch("/endpoint/some-id/env")
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 from py_mini_racer import JSPromise, MiniRacer
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from shared.events import ProcessorRoute
 from shared.keys import Keys
+from tests.control_plane.local_client import LocalTestClient
 from tests.control_plane.test_processors import create_processor, processor_body
 
 TS_MAIN = (
@@ -33,7 +33,7 @@ def published_code(redis_client: redis.Redis, keys: Keys, processor_id: str) -> 
 
 
 def test_typescript_is_published_as_javascript_with_a_global_main(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     created = create_processor(client, language="ts", code=TS_MAIN)
 
@@ -51,14 +51,14 @@ def test_typescript_is_published_as_javascript_with_a_global_main(
 
 
 def test_javascript_is_published_as_esbuilds_output(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     created = create_processor(client, code="function main(request)   { return 'x' }  // done")
 
     assert published_code(redis_client, keys, created["id"]) == 'function main(request) {\n  return "x";\n}\n'
 
 
-def test_a_javascript_syntax_error_is_400_with_line_and_column(client: TestClient) -> None:
+def test_a_javascript_syntax_error_is_400_with_line_and_column(client: LocalTestClient) -> None:
     code = "function main(request) {\n  let y = 1\n  let z = 3 x;\n}\n"
 
     response = client.post("/admin/processor", json=processor_body(code=code))
@@ -70,7 +70,7 @@ def test_a_javascript_syntax_error_is_400_with_line_and_column(client: TestClien
     }
 
 
-def test_a_typescript_syntax_error_is_400_with_line_and_column(client: TestClient) -> None:
+def test_a_typescript_syntax_error_is_400_with_line_and_column(client: LocalTestClient) -> None:
     code = "async function main(fh: any, req: any) {\n  const a: = 1;\n}\n"
 
     response = client.post("/admin/processor", json=processor_body(language="typescript", code=code))
@@ -79,14 +79,14 @@ def test_a_typescript_syntax_error_is_400_with_line_and_column(client: TestClien
     assert response.json() == {"code": 400, "message": 'code does not compile: 2:12: Unexpected "="'}
 
 
-def test_typescript_syntax_is_not_javascript(client: TestClient) -> None:
+def test_typescript_syntax_is_not_javascript(client: LocalTestClient) -> None:
     response = client.post("/admin/processor", json=processor_body(language="js", code=TS_MAIN))
 
     assert response.status_code == 400
     assert response.json()["message"] == 'code does not compile: 1:11: Expected ";" but found "X"'
 
 
-def test_code_without_a_global_main_is_400(client: TestClient) -> None:
+def test_code_without_a_global_main_is_400(client: LocalTestClient) -> None:
     response = client.post("/admin/processor", json=processor_body(code="function handler(r) { return 1 }"))
 
     assert response.status_code == 400
@@ -95,7 +95,7 @@ def test_code_without_a_global_main_is_400(client: TestClient) -> None:
     )
 
 
-def test_module_syntax_is_400(client: TestClient) -> None:
+def test_module_syntax_is_400(client: LocalTestClient) -> None:
     response = client.post(
         "/admin/processor", json=processor_body(code="export function main(r) { return 1 }")
     )
@@ -107,7 +107,7 @@ def test_module_syntax_is_400(client: TestClient) -> None:
 
 
 def test_a_refused_post_stores_and_publishes_nothing(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     response = client.post("/admin/processor", json=processor_body(code="function main( {"))
 
@@ -118,7 +118,7 @@ def test_a_refused_post_stores_and_publishes_nothing(
 
 
 def test_a_refused_put_keeps_the_old_version_everywhere(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     created = create_processor(client)
     route_before = redis_client.hget(keys.processors, created["id"])
@@ -142,7 +142,7 @@ def test_without_esbuild_the_control_plane_starts_and_saving_is_503(
     missing = tmp_path / "no-esbuild"
     with (
         caplog.at_level(logging.WARNING, logger="ffaas.control_plane"),
-        TestClient(create_app(replace(settings, esbuild_path=missing))) as client,
+        LocalTestClient(create_app(replace(settings, esbuild_path=missing))) as client,
     ):
         response = client.post("/admin/processor", json=processor_body())
         listed = client.get("/admin/processor")

@@ -7,18 +7,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import DEFAULT_ESBUILD_PATH, Settings
 from shared.settings import SettingError
+from tests.control_plane.local_client import LocalTestClient
 from tests.control_plane.test_processors import JS_CODE, create_processor, processor_body
 
 
 def test_code_over_the_limit_is_413_naming_the_setting(settings: Settings) -> None:
     code = JS_CODE + "//" + "x" * 100
     limit = len(code.encode()) - 1
-    with TestClient(create_app(replace(settings, max_processor_code_bytes=limit))) as client:
+    with LocalTestClient(create_app(replace(settings, max_processor_code_bytes=limit))) as client:
         created = create_processor(client, code=JS_CODE)
 
         response = client.post("/admin/processor", json=processor_body(code=code))
@@ -34,7 +34,7 @@ def test_code_over_the_limit_is_413_naming_the_setting(settings: Settings) -> No
 
 
 def test_a_body_far_over_the_limit_is_413_before_parsing(settings: Settings) -> None:
-    with TestClient(create_app(replace(settings, max_processor_code_bytes=10))) as client:
+    with LocalTestClient(create_app(replace(settings, max_processor_code_bytes=10))) as client:
         response = client.post("/admin/processor", content=b"{" + b" " * 200_000 + b"}")
 
     assert response.status_code == 413

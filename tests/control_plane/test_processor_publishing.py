@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -18,6 +17,7 @@ from shared.events import ProcessorRoute, RouteEvent
 from shared.keys import Keys
 from tests.conftest import RedisServer
 from tests.control_plane.conftest import subscribed
+from tests.control_plane.local_client import LocalTestClient
 from tests.control_plane.test_processors import create_processor, processor_body
 from tests.control_plane.test_publishing import FakeDataPlane
 
@@ -38,7 +38,7 @@ def next_event(events: redis.client.PubSub) -> RouteEvent:
 
 
 def test_create_publishes_code_route_and_an_event_naming_the_processor(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     with subscribed(redis_client, keys) as events:
         created = create_processor(client, name="one", language="javascript", runtime="wasm", code=FIRST)
@@ -54,7 +54,7 @@ def test_create_publishes_code_route_and_an_event_naming_the_processor(
 
 
 def test_update_publishes_the_new_code_hash(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     created = create_processor(client, code=FIRST)
     old_hash = stored_processor_route(redis_client, keys, created["id"]).code_hash
@@ -75,7 +75,7 @@ def test_update_publishes_the_new_code_hash(
 
 
 def test_delete_removes_the_route_and_announces_it(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     created = create_processor(client)
     kept = create_processor(client, name="kept")
@@ -96,7 +96,7 @@ def test_the_save_answers_only_after_the_data_plane_acked(
     plane.start()
     assert plane.subscribed.wait(5)
     try:
-        with TestClient(create_app(replace(settings, deploy_ack_timeout_ms=10_000))) as client:
+        with LocalTestClient(create_app(replace(settings, deploy_ack_timeout_ms=10_000))) as client:
             created = create_processor(client)
 
             # The fake data plane acks 0.3 s after the event; without waiting, the response beats it.
@@ -111,14 +111,14 @@ def test_the_save_answers_only_after_the_data_plane_acked(
 def test_startup_reconcile_refills_a_flushed_redis(
     settings: Settings, redis_client: redis.Redis, keys: Keys, key_prefix: str
 ) -> None:
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         first = create_processor(client, name="first", code=FIRST)
         second = create_processor(client, name="second", language="ts", runtime="wasm", code=SECOND)
     for key in redis_client.scan_iter(f"{key_prefix}:*"):
         redis_client.delete(key)
     redis_client.hset(keys.processors, "gone", ProcessorRoute("gone", "gone", "js", "v8", "0" * 32).pack())
 
-    with subscribed(redis_client, keys) as events, TestClient(create_app(settings)):
+    with subscribed(redis_client, keys) as events, LocalTestClient(create_app(settings)):
         event = next_event(events)
 
     code_hash = content_hash(FIRST.encode())
@@ -149,7 +149,7 @@ def test_a_save_while_redis_is_down_is_503_stays_stored_and_is_reconciled(
     settings: Settings, own_redis: RedisServer
 ) -> None:
     settings = replace(settings, redis_url=own_redis.url)
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         created = create_processor(client, code=FIRST)
         own_redis.stop()
 
@@ -165,7 +165,7 @@ def test_a_save_while_redis_is_down_is_503_stays_stored_and_is_reconciled(
         assert client.get(f"/admin/processor/{created['id']}").json()["code"] == SECOND
 
     own_redis.start()
-    with TestClient(create_app(settings)):
+    with LocalTestClient(create_app(settings)):
         pass
     restored = redis.Redis.from_url(own_redis.url)
     keys = Keys(settings.redis_prefix)

@@ -9,7 +9,6 @@ from typing import Any
 
 import msgpack
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -17,11 +16,12 @@ from control_plane.storage.database import MIGRATIONS
 from shared.events import ProcessorRoute
 from shared.keys import Keys
 from tests.control_plane.conftest import subscribed
+from tests.control_plane.local_client import LocalTestClient
 
 CODE = "async function main(fh, request) {\n  return 'one';\n}\n"
 
 
-def create(client: TestClient, code: str = CODE, **fields: str) -> dict[str, Any]:
+def create(client: LocalTestClient, code: str = CODE, **fields: str) -> dict[str, Any]:
     body = {"name": "versioned", "language": "js", "runtime": "v8", "code": code, **fields}
     response = client.post("/admin/processor", json=body)
     assert response.status_code == 201, response.text
@@ -29,7 +29,7 @@ def create(client: TestClient, code: str = CODE, **fields: str) -> dict[str, Any
     return created
 
 
-def put(client: TestClient, processor_id: str, code: str, **fields: str) -> dict[str, Any]:
+def put(client: LocalTestClient, processor_id: str, code: str, **fields: str) -> dict[str, Any]:
     body = {"name": "versioned", "language": "js", "runtime": "v8", "code": code, **fields}
     response = client.put(f"/admin/processor/{processor_id}", json=body)
     assert response.status_code == 200, response.text
@@ -54,7 +54,7 @@ def test_existing_processors_get_a_first_version_when_the_database_is_migrated(s
     connection.commit()
     connection.close()
 
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         processors = client.get("/admin/processor").json()
         first_version = client.get(
             f"/admin/processor/{processors[0]['id']}/version/{processors[0]['active_version_id']}"
@@ -78,7 +78,7 @@ def test_existing_processors_get_a_first_version_when_the_database_is_migrated(s
     assert first_version.json()["code"] == "function main(){}"
 
 
-def test_a_version_is_read_only_through_its_own_processor(client: TestClient) -> None:
+def test_a_version_is_read_only_through_its_own_processor(client: LocalTestClient) -> None:
     mine, other = create(client), create(client, name="other")
 
     own = client.get(f"/admin/processor/{mine['id']}/version/{mine['active_version_id']}")
@@ -93,7 +93,7 @@ def test_a_version_is_read_only_through_its_own_processor(client: TestClient) ->
 
 
 def test_rollback_publishes_the_activated_version_and_walks_back(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     created = create(client)
     second = put(client, created["id"], CODE.replace("one", "two"), runtime="wasm")

@@ -8,10 +8,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
+from tests.control_plane.local_client import LocalTestClient
 
 SEED_KEYS = {"id", "name", "language", "runtime", "code"}
 VERSION_KEYS = {"active_version_id", "version_history"}
@@ -23,14 +23,16 @@ def processor_body(**overrides: Any) -> dict[str, Any]:
     return {"name": "greeter", "language": "js", "runtime": "v8", "code": JS_CODE, **overrides}
 
 
-def create_processor(client: TestClient, **overrides: Any) -> dict[str, Any]:
+def create_processor(client: LocalTestClient, **overrides: Any) -> dict[str, Any]:
     response = client.post("/admin/processor", json=processor_body(**overrides))
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
 
 
-def test_create_returns_the_seed_object_with_a_new_uuid4_and_its_first_version(client: TestClient) -> None:
+def test_create_returns_the_seed_object_with_a_new_uuid4_and_its_first_version(
+    client: LocalTestClient,
+) -> None:
     response = client.post("/admin/processor", json=processor_body())
 
     assert response.status_code == 201
@@ -43,7 +45,7 @@ def test_create_returns_the_seed_object_with_a_new_uuid4_and_its_first_version(c
     assert uuid.UUID(version["id"]).version == 4
 
 
-def test_get_list_put_delete_round_trip(client: TestClient) -> None:
+def test_get_list_put_delete_round_trip(client: LocalTestClient) -> None:
     first = create_processor(client, name="first")
     second = create_processor(client, name="second", language="ts", runtime="wasm", code=TS_CODE)
 
@@ -71,21 +73,21 @@ def test_get_list_put_delete_round_trip(client: TestClient) -> None:
     assert client.get("/admin/processor").json() == [second]
 
 
-def test_an_empty_list_is_an_empty_array(client: TestClient) -> None:
+def test_an_empty_list_is_an_empty_array(client: LocalTestClient) -> None:
     assert client.get("/admin/processor").json() == []
 
 
 @pytest.mark.parametrize(
     ("given", "stored"), [("js", "js"), ("javascript", "js"), ("ts", "ts"), ("typescript", "ts")]
 )
-def test_language_aliases_are_stored_normalised(client: TestClient, given: str, stored: str) -> None:
+def test_language_aliases_are_stored_normalised(client: LocalTestClient, given: str, stored: str) -> None:
     created = create_processor(client, language=given)
 
     assert created["language"] == stored
     assert client.get(f"/admin/processor/{created['id']}").json()["language"] == stored
 
 
-def test_the_code_is_returned_exactly_as_saved(client: TestClient) -> None:
+def test_the_code_is_returned_exactly_as_saved(client: LocalTestClient) -> None:
     code = "// a comment é 🙂\ninterface X { a: number }\nfunction main(r: X) {   return 'x' }\n"
 
     created = create_processor(client, language="ts", code=code)
@@ -95,7 +97,7 @@ def test_the_code_is_returned_exactly_as_saved(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("missing", ["name", "language", "runtime", "code"])
-def test_put_needs_every_field(client: TestClient, missing: str) -> None:
+def test_put_needs_every_field(client: LocalTestClient, missing: str) -> None:
     created = create_processor(client)
     body = processor_body(name="changed")
     del body[missing]
@@ -111,14 +113,14 @@ def test_put_needs_every_field(client: TestClient, missing: str) -> None:
     assert client.get(f"/admin/processor/{created['id']}").json() == created
 
 
-def test_post_names_every_missing_field(client: TestClient) -> None:
+def test_post_names_every_missing_field(client: LocalTestClient) -> None:
     response = client.post("/admin/processor", json={"name": "x", "runtime": None})
 
     assert response.status_code == 400
     assert response.json()["message"] == "language, runtime, code are required"
 
 
-def test_put_with_a_different_id_in_the_body_is_400(client: TestClient) -> None:
+def test_put_with_a_different_id_in_the_body_is_400(client: LocalTestClient) -> None:
     created = create_processor(client)
 
     response = client.put(f"/admin/processor/{created['id']}", json=processor_body(id=str(uuid.uuid4())))
@@ -129,7 +131,7 @@ def test_put_with_a_different_id_in_the_body_is_400(client: TestClient) -> None:
 
 @pytest.mark.parametrize("processor_id", [str(uuid.uuid4()), "not-a-uuid"])
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_an_unknown_id_is_404_naming_it(client: TestClient, method: str, processor_id: str) -> None:
+def test_an_unknown_id_is_404_naming_it(client: LocalTestClient, method: str, processor_id: str) -> None:
     body = processor_body() if method == "PUT" else None
 
     response = client.request(method, f"/admin/processor/{processor_id}", json=body)
@@ -156,7 +158,7 @@ def test_an_unknown_id_is_404_naming_it(client: TestClient, method: str, process
     ],
 )
 def test_invalid_fields_are_400_naming_the_field(
-    client: TestClient, overrides: dict[str, Any], message: str
+    client: LocalTestClient, overrides: dict[str, Any], message: str
 ) -> None:
     response = client.post("/admin/processor", json=processor_body(**overrides))
 
@@ -166,7 +168,7 @@ def test_invalid_fields_are_400_naming_the_field(
 
 
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"code"', b"{not json", b""])
-def test_a_body_that_is_not_a_json_object_is_400(client: TestClient, body: bytes) -> None:
+def test_a_body_that_is_not_a_json_object_is_400(client: LocalTestClient, body: bytes) -> None:
     response = client.post("/admin/processor", content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == 400
@@ -175,7 +177,7 @@ def test_a_body_that_is_not_a_json_object_is_400(client: TestClient, body: bytes
     )
 
 
-def test_a_lone_surrogate_is_400(client: TestClient) -> None:
+def test_a_lone_surrogate_is_400(client: LocalTestClient) -> None:
     body = b'{"name": "x", "language": "js", "runtime": "v8", "code": "function main() {} \\ud800"}'
 
     response = client.post("/admin/processor", content=body, headers={"content-type": "application/json"})
@@ -188,8 +190,8 @@ TOKEN = "processor-admin-token"
 
 
 @pytest.fixture
-def guarded(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
+def guarded(settings: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(create_app(replace(settings, admin_token=TOKEN))) as client:
         yield client
 
 
@@ -203,7 +205,7 @@ def guarded(settings: Settings) -> Iterator[TestClient]:
         ("DELETE", f"/admin/processor/{uuid.uuid4()}"),
     ],
 )
-def test_processor_routes_need_the_admin_token(guarded: TestClient, method: str, path: str) -> None:
+def test_processor_routes_need_the_admin_token(guarded: LocalTestClient, method: str, path: str) -> None:
     body = processor_body() if method in ("POST", "PUT") else None
 
     response = guarded.request(method, path, json=body)
@@ -213,7 +215,7 @@ def test_processor_routes_need_the_admin_token(guarded: TestClient, method: str,
     assert guarded.get("/admin/processor", headers={"authorization": f"Bearer {TOKEN}"}).json() == []
 
 
-def test_the_admin_token_opens_the_processor_routes(guarded: TestClient) -> None:
+def test_the_admin_token_opens_the_processor_routes(guarded: LocalTestClient) -> None:
     headers = {"authorization": f"Bearer {TOKEN}"}
 
     created = guarded.post("/admin/processor", json=processor_body(), headers=headers)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -20,6 +19,7 @@ from shared.keys import Keys
 from tests.conftest import RedisServer
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import create_endpoint, deploy, stored_route, subscribed
+from tests.control_plane.local_client import LocalTestClient
 
 
 class FakeDataPlane(threading.Thread):
@@ -64,7 +64,7 @@ def data_plane(redis_url: str, keys: Keys) -> Iterator[FakeDataPlane]:
 def test_deploy_response_comes_back_only_after_the_data_plane_acked(
     settings: Settings, data_plane: FakeDataPlane, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    with TestClient(create_app(replace(settings, deploy_ack_timeout_ms=10_000))) as client:
+    with LocalTestClient(create_app(replace(settings, deploy_ack_timeout_ms=10_000))) as client:
         endpoint = create_endpoint(client)
 
         created = deploy(client, endpoint["id"], wasm_modules.command_module())
@@ -78,7 +78,7 @@ def test_deploy_response_comes_back_only_after_the_data_plane_acked(
 
 
 def test_a_missing_ack_is_logged_and_the_deploy_still_succeeds(
-    client: TestClient, redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys, caplog: pytest.LogCaptureFixture
 ) -> None:
     endpoint = create_endpoint(client)
     with (
@@ -95,7 +95,7 @@ def test_startup_reconcile_refills_a_flushed_redis(
     settings: Settings, redis_client: redis.Redis, keys: Keys, key_prefix: str
 ) -> None:
     module = wasm_modules.command_module()
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         live = create_endpoint(client, "live")
         created = deploy(client, live["id"], module)
         client.put(f"/endpoint/{live['id']}/env", json={"MODE": "prod"})
@@ -105,7 +105,7 @@ def test_startup_reconcile_refills_a_flushed_redis(
     stale_route = EndpointRoute("gone", "deploy", "0" * 32).pack()
     redis_client.hset(keys.routes, mapping={"gone": stale_route, undeployed["id"]: stale_route})
 
-    with subscribed(redis_client, keys) as events, TestClient(create_app(settings)):
+    with subscribed(redis_client, keys) as events, LocalTestClient(create_app(settings)):
         message = events.get_message(ignore_subscribe_messages=True, timeout=5)
 
     assert redis_client.get(keys.module(created["hash"])) == module
@@ -119,7 +119,7 @@ def test_startup_reconcile_refills_a_flushed_redis(
 
 
 def test_a_rollback_refills_module_bytes_missing_from_redis(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint = create_endpoint(client)
     first_module = wasm_modules.command_module(1)
@@ -146,7 +146,7 @@ def test_deploy_while_redis_is_down_is_503_and_stays_stored(
 ) -> None:
     settings = replace(settings, redis_url=own_redis.url)
     module = wasm_modules.command_module()
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         endpoint = create_endpoint(client)
         own_redis.stop()
 
@@ -166,7 +166,7 @@ def test_deploy_while_redis_is_down_is_503_and_stays_stored(
         assert client.get("/status").json()["conversation_stream"] is None
 
     own_redis.start()
-    with TestClient(create_app(settings)):
+    with LocalTestClient(create_app(settings)):
         pass
     restored = redis.Redis.from_url(own_redis.url)
     keys = Keys(settings.redis_prefix)
@@ -175,7 +175,7 @@ def test_deploy_while_redis_is_down_is_503_and_stays_stored(
     restored.close()
 
 
-def test_status_reports_redis_ok(client: TestClient) -> None:
+def test_status_reports_redis_ok(client: LocalTestClient) -> None:
     response = client.get("/status")
 
     assert response.status_code == 200

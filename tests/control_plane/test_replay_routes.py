@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
@@ -28,6 +27,7 @@ from tests.conftest import free_port
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import create_endpoint, deploy, stored_route
 from tests.control_plane.conversation_records import endpoint_record, ingest, processor_record, publish
+from tests.control_plane.local_client import LocalTestClient
 
 TOKEN = "replay-admin-token"
 WAIT_S = 30.0
@@ -119,12 +119,14 @@ def replaying(settings: Settings, fake: FakeDataPlane) -> Settings:
 
 
 @pytest.fixture
-def admin(replaying: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(replaying), headers={"authorization": f"Bearer {TOKEN}"}) as client:
+def admin(replaying: Settings) -> Iterator[LocalTestClient]:
+    with LocalTestClient(create_app(replaying), headers={"authorization": f"Bearer {TOKEN}"}) as client:
         yield client
 
 
-def endpoint_run(client: TestClient, redis_client: redis.Redis, keys: Keys) -> tuple[str, dict[str, Any]]:
+def endpoint_run(
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
+) -> tuple[str, dict[str, Any]]:
     """An endpoint with one deploy and one recorded run of it: (conversation id, deploy)."""
     endpoint = create_endpoint(client)
     deployed = deploy(client, endpoint["id"], wasm_modules.command_module(1))
@@ -134,7 +136,7 @@ def endpoint_run(client: TestClient, redis_client: redis.Redis, keys: Keys) -> t
 
 
 def test_the_job_carries_the_recorded_request_and_the_target_with_the_replay_token(
-    admin: TestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
+    admin: LocalTestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
 ) -> None:
     original_id, deployed = endpoint_run(admin, redis_client, keys)
     admin.put(f"/endpoint/{deployed['endpoint_id']}/env", json={"GREETING": "hi"})
@@ -169,7 +171,7 @@ def test_the_job_carries_the_recorded_request_and_the_target_with_the_replay_tok
 
 
 def test_a_processor_job_carries_the_versions_code_entry_and_recorded_exchanges(
-    admin: TestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
+    admin: LocalTestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
 ) -> None:
     code = "async function main(fh, request) { return 'v1'; }"
     processor = admin.post(
@@ -209,7 +211,7 @@ def test_a_processor_job_carries_the_versions_code_entry_and_recorded_exchanges(
     assert fake.jobs[1]["outbound"] == "live" and fake.jobs[1]["recorded_outbound"] == []
 
 
-def test_an_unknown_conversation_is_404(admin: TestClient) -> None:
+def test_an_unknown_conversation_is_404(admin: LocalTestClient) -> None:
     unknown = new_id()
 
     response = admin.post(f"/conversation/{unknown}/replay", json={"deploy_id": new_id()})
@@ -241,7 +243,7 @@ def test_data_plane_refusals_are_passed_on_or_named(
 ) -> None:
     plane = FakeDataPlane(lambda job: (status, body))
     try:
-        with TestClient(create_app(replace(settings, data_plane_url=plane.url))) as client:
+        with LocalTestClient(create_app(replace(settings, data_plane_url=plane.url))) as client:
             original_id, deployed = endpoint_run(client, redis_client, keys)
             response = client.post(f"/conversation/{original_id}/replay", json={"deploy_id": deployed["id"]})
     finally:
@@ -256,7 +258,7 @@ def test_no_data_plane_answering_is_503_naming_the_setting(
     settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     nowhere = replace(settings, data_plane_url=f"http://127.0.0.1:{free_port()}")
-    with TestClient(create_app(nowhere)) as client:
+    with LocalTestClient(create_app(nowhere)) as client:
         original_id, deployed = endpoint_run(client, redis_client, keys)
         response = client.post(f"/conversation/{original_id}/replay", json={"deploy_id": deployed["id"]})
 
@@ -265,7 +267,7 @@ def test_no_data_plane_answering_is_503_naming_the_setting(
 
 
 def test_a_cut_request_body_is_409_unless_allowed(
-    admin: TestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
+    admin: LocalTestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint = create_endpoint(admin)
     deployed = deploy(admin, endpoint["id"], wasm_modules.command_module(2))
@@ -289,7 +291,7 @@ def test_a_failing_batch_reports_each_runs_error(
     settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     nowhere = replace(settings, data_plane_url=f"http://127.0.0.1:{free_port()}")
-    with TestClient(create_app(nowhere)) as client:
+    with LocalTestClient(create_app(nowhere)) as client:
         original_id, deployed = endpoint_run(client, redis_client, keys)
         started = client.post(
             f"/endpoint/{deployed['endpoint_id']}/replay", json={"deploy_id": deployed["id"]}
@@ -309,7 +311,7 @@ def test_a_batch_running_when_the_control_plane_stops_is_interrupted_and_more_ba
     fake.holding.set()
     limited = replace(replaying, replay_max_batches=1)
     headers = {"authorization": f"Bearer {TOKEN}"}
-    with TestClient(create_app(limited), headers=headers) as client:
+    with LocalTestClient(create_app(limited), headers=headers) as client:
         _, deployed = endpoint_run(client, redis_client, keys)
         url = f"/endpoint/{deployed['endpoint_id']}/replay"
         started = client.post(url, json={"deploy_id": deployed["id"]})
@@ -321,7 +323,7 @@ def test_a_batch_running_when_the_control_plane_stops_is_interrupted_and_more_ba
         assert client.get(f"/replay/{started.json()['id']}").json()["state"] == "running"
     fake.release.set()
 
-    with TestClient(create_app(limited), headers=headers) as client:
+    with LocalTestClient(create_app(limited), headers=headers) as client:
         report = client.get(f"/replay/{started.json()['id']}").json()
         listed = client.get("/replay", params={"endpoint_id": deployed["endpoint_id"]}).json()
 
@@ -329,7 +331,7 @@ def test_a_batch_running_when_the_control_plane_stops_is_interrupted_and_more_ba
     assert [batch["state"] for batch in listed["batches"]] == ["interrupted"]
 
 
-def wait_for_batch(client: TestClient, batch_id: str) -> dict[str, Any]:
+def wait_for_batch(client: LocalTestClient, batch_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_S
     while True:
         report: dict[str, Any] = client.get(f"/replay/{batch_id}").json()
@@ -340,7 +342,7 @@ def wait_for_batch(client: TestClient, batch_id: str) -> dict[str, Any]:
 
 
 def test_a_deploy_stored_without_activation_changes_no_route(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     endpoint = create_endpoint(client)
     active = deploy(client, endpoint["id"], wasm_modules.command_module(1))
@@ -366,7 +368,7 @@ async def test_a_batch_a_crashed_control_plane_left_running_reads_as_interrupted
     await replay_batch_store.insert_batch(db, {**report, "endpoint_id": "e"}, keep=10)
     await db.close()
 
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         shown = client.get(f"/replay/{report['id']}")
 
     assert shown.status_code == 200
@@ -374,7 +376,7 @@ async def test_a_batch_a_crashed_control_plane_left_running_reads_as_interrupted
 
 
 def test_draft_fields_go_with_code_only_and_are_never_silently_dropped(
-    admin: TestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
+    admin: LocalTestClient, fake: FakeDataPlane, redis_client: redis.Redis, keys: Keys
 ) -> None:
     """Found by schemathesis: `language`/`runtime` beside a version were ignored, and "" or 0 beside
     code meant "the processor's"; both are refused now, and the data plane gets no job."""

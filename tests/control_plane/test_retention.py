@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.retention import Retention
@@ -23,10 +22,11 @@ from tests.control_plane.conversation_records import (
     processor_record,
     services_of,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 
-def started(settings: Settings) -> TestClient:
-    return TestClient(create_app(settings))
+def started(settings: Settings) -> LocalTestClient:
+    return LocalTestClient(create_app(settings))
 
 
 def stored_ids(settings: Settings) -> tuple[set[str], set[str]]:

@@ -7,29 +7,29 @@ from typing import Any
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from shared.keys import Keys
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import create_endpoint, deploy, stored_route
+from tests.control_plane.local_client import LocalTestClient
 
 
 @pytest.fixture
-def deployed(client: TestClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def deployed(client: LocalTestClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An endpoint with three deploys; the third is active."""
     endpoint = create_endpoint(client)
     deploys = [deploy(client, endpoint["id"], wasm_modules.command_module(marker)) for marker in (1, 2, 3)]
     return endpoint, deploys
 
 
-def rollback(client: TestClient, endpoint_id: str, body: object = None) -> Any:
+def rollback(client: LocalTestClient, endpoint_id: str, body: object = None) -> Any:
     if body is None:
         return client.post(f"/endpoint/{endpoint_id}/rollback")
     return client.post(f"/endpoint/{endpoint_id}/rollback", json=body)
 
 
 def test_rollback_without_a_deploy_id_activates_the_preceding_deploy(
-    client: TestClient,
+    client: LocalTestClient,
     deployed: tuple[dict[str, Any], list[dict[str, Any]]],
     redis_client: redis.Redis,
     keys: Keys,
@@ -48,7 +48,7 @@ def test_rollback_without_a_deploy_id_activates_the_preceding_deploy(
 
 
 def test_repeated_rollbacks_walk_back_through_the_history(
-    client: TestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
+    client: LocalTestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
 ) -> None:
     endpoint, deploys = deployed
 
@@ -65,7 +65,7 @@ def test_repeated_rollbacks_walk_back_through_the_history(
 
 
 def test_rollback_to_a_named_deploy_activates_it(
-    client: TestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
+    client: LocalTestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
 ) -> None:
     endpoint, deploys = deployed
 
@@ -79,7 +79,7 @@ def test_rollback_to_a_named_deploy_activates_it(
 
 
 def test_an_empty_json_body_rolls_back_to_the_preceding_deploy(
-    client: TestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
+    client: LocalTestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
 ) -> None:
     endpoint, deploys = deployed
 
@@ -89,7 +89,7 @@ def test_an_empty_json_body_rolls_back_to_the_preceding_deploy(
 
 
 def test_rollback_to_a_deploy_of_another_endpoint_is_404_naming_it(
-    client: TestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
+    client: LocalTestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]]
 ) -> None:
     endpoint, deploys = deployed
     other = create_endpoint(client, "other")
@@ -105,7 +105,7 @@ def test_rollback_to_a_deploy_of_another_endpoint_is_404_naming_it(
     assert client.get(f"/endpoint/{endpoint['id']}").json()["active_deploy_id"] == deploys[2]["id"]
 
 
-def test_rollback_of_an_endpoint_never_deployed_is_400(client: TestClient) -> None:
+def test_rollback_of_an_endpoint_never_deployed_is_400(client: LocalTestClient) -> None:
     endpoint = create_endpoint(client)
 
     response = rollback(client, endpoint["id"])
@@ -119,7 +119,7 @@ def test_rollback_of_an_endpoint_never_deployed_is_400(client: TestClient) -> No
     [({"deploy_id": 7}, "deploy_id must be a string"), ([1], "request body must be a JSON object or empty")],
 )
 def test_rollback_rejects_a_malformed_body(
-    client: TestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]], body: object, message: str
+    client: LocalTestClient, deployed: tuple[dict[str, Any], list[dict[str, Any]]], body: object, message: str
 ) -> None:
     endpoint, _ = deployed
 

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 import redis.asyncio as aioredis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.conversation_stream import ConversationStream, Entry
@@ -28,6 +27,7 @@ from tests.control_plane.conversation_records import (
     publish,
     services_of,
 )
+from tests.control_plane.local_client import LocalTestClient
 
 
 def stream_ids(client: redis.Redis, keys: Keys) -> list[bytes]:
@@ -35,7 +35,7 @@ def stream_ids(client: redis.Redis, keys: Keys) -> list[bytes]:
 
 
 def test_after_ingest_the_stream_holds_only_what_is_not_acknowledged(
-    client: TestClient, redis_client: redis.Redis, keys: Keys
+    client: LocalTestClient, redis_client: redis.Redis, keys: Keys
 ) -> None:
     records = [endpoint_record() for _ in range(20)]
     for record in records:
@@ -61,7 +61,7 @@ def test_a_pending_entry_is_never_trimmed(settings: Settings, redis_client: redi
     [held_id] = deliver(redis_client, keys, "slow-control-plane", ack=False)
     later = [publish(redis_client, keys, endpoint_record()) for _ in range(2)]
 
-    with TestClient(create_app(settings)) as client:
+    with LocalTestClient(create_app(settings)) as client:
         # This control plane stores the later two; the held one stays pending at the slow one.
         eventually(lambda: services_of(client).ingester.writer.stats.stored == 2)
         eventually(lambda: stream_ids(redis_client, keys) == [held_id, *later])

@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import httpx
 import redis
-from starlette.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from shared.keys import Keys
 from tests.control_plane import wasm_modules
 from tests.control_plane.conftest import assert_nothing_stored, create_endpoint, deploy
+from tests.control_plane.local_client import LocalTestClient
 
 LIMIT = 1000
 
@@ -22,7 +22,7 @@ def test_deploy_over_the_limit_by_content_length_is_413_naming_limit_and_setting
     settings: Settings, redis_client: redis.Redis, keys: Keys
 ) -> None:
     module = wasm_modules.command_module(7) + b"\0" * LIMIT
-    with TestClient(create_app(replace(settings, max_module_bytes=LIMIT))) as client:
+    with LocalTestClient(create_app(replace(settings, max_module_bytes=LIMIT))) as client:
         endpoint = create_endpoint(client)
         good = deploy(client, endpoint["id"], wasm_modules.command_module())
 
@@ -46,7 +46,7 @@ def test_deploy_over_the_limit_sent_chunked_is_413(
         for start in range(0, len(module), 100):
             yield module[start : start + 100]
 
-    with TestClient(create_app(replace(settings, max_module_bytes=LIMIT))) as client:
+    with LocalTestClient(create_app(replace(settings, max_module_bytes=LIMIT))) as client:
         endpoint = create_endpoint(client)
         good = deploy(client, endpoint["id"], wasm_modules.command_module())
 
@@ -60,7 +60,7 @@ def test_deploy_over_the_limit_sent_chunked_is_413(
 
 def test_module_exactly_at_the_limit_is_accepted(settings: Settings) -> None:
     module = wasm_modules.command_module()
-    with TestClient(create_app(replace(settings, max_module_bytes=len(module)))) as client:
+    with LocalTestClient(create_app(replace(settings, max_module_bytes=len(module)))) as client:
         endpoint = create_endpoint(client)
 
         response = client.post(f"/endpoint/{endpoint['id']}/deploy", content=module)
@@ -82,7 +82,7 @@ async def test_an_oversized_stream_is_not_read_past_the_limit(settings: Settings
     # `sent` counts what the app actually pulled.
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://control-plane") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             endpoint = (await client.post("/endpoint", json={"name": "streamed"})).json()
             response = await client.post(f"/endpoint/{endpoint['id']}/deploy", content=endless_body())
 
