@@ -27,7 +27,7 @@ from bench.processors import PROCESSORS
 from bench.report import format_report, write_json
 from bench.results import Results
 from bench.scenarios import SCENARIOS
-from bench.system import REPO, System, SystemUnderTestError
+from bench.system import REPO, System, SystemUnderTestError, use_port_range
 from bench.wrk import WrkError, wrk_missing
 
 HELLO_WASM = REPO / "build" / "examples" / "hello.wasm"
@@ -52,6 +52,17 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    first, dash, last = text.partition("-")
+    try:
+        bounds = (int(first), int(last))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST, e.g. 23000-23999, got {text!r}") from None
+    if not dash or not 1 <= bounds[0] <= bounds[1] <= 65535:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST with 1 <= FIRST <= LAST <= 65535, got {text!r}")
+    return bounds
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,6 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=200,
         help="recorded runs the batch-replay scenario replays (default 200)",
     )
+    parser.add_argument(
+        "--ports",
+        type=_port_range,
+        default=None,
+        metavar="FIRST-LAST",
+        help="take every server's port from this range, e.g. 23000-23999 (default: any free port)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_JSON, help="JSON output file")
     parser.add_argument(
         "--keep-workdir",
@@ -142,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     if {"throughput", "lag", PROCESSORS} & set(selected) and (absent := wrk_missing()) is not None:
         say(f"{absent}; the throughput rows and the lag are skipped, the other scenarios run")
     signal.signal(signal.SIGTERM, _terminate)
+    if args.ports is not None:
+        use_port_range(*args.ports)
 
     options = Options(
         args.duration,

@@ -34,10 +34,38 @@ class SystemUnderTestError(RuntimeError):
     """A process of the system under test did not start, or died; the message says which and why."""
 
 
+PORT_RANGE: tuple[int, int] | None = None
+"""(first, last) port the benchmark's servers may use (`--ports`); None: any port the OS hands out."""
+_handed_out: set[int] = set()
+
+
+def use_port_range(first: int, last: int) -> None:
+    """Every later `free_port()` comes from first..last (both included)."""
+    global PORT_RANGE
+    if not 1 <= first <= last <= 65535:
+        raise ValueError(f"not a port range: {first}-{last}")
+    PORT_RANGE = (first, last)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 nothing listens on: from `PORT_RANGE` (never one handed out before in this
+    run, so a server not yet bound keeps its port), or any the OS hands out."""
+    if PORT_RANGE is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    first, last = PORT_RANGE
+    for port in range(first, last + 1):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise SystemUnderTestError(f"no free port left in {first}-{last} (--ports)")
 
 
 def require_binary(name: str, hint: str) -> str:
