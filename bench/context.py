@@ -9,6 +9,9 @@ from pathlib import Path
 from bench.results import Results
 from bench.system import System
 
+BOMB_KINDS = ("array", "typed-array")
+"""What a memory-bombing neighbour can allocate (bench/neighbours.py)."""
+
 
 class ScenarioError(RuntimeError):
     """A scenario could not measure what it measures; the message says why."""
@@ -27,6 +30,12 @@ class Options:
     """Fewest samples of each conversation-lag measurement."""
     replay_runs: int = 200
     """Recorded runs the batch-replay scenario replays."""
+    v8_bomb: str = "array"
+    """What the v8 memory-bombing neighbour allocates (bench/neighbours.py `BOMBS`)."""
+    wasm_bomb: str = "typed-array"
+    """What the wasm memory-bombing neighbour allocates."""
+    neighbour_connections: int = 1
+    """Connections the neighbours' client keeps calling each neighbour on."""
 
 
 @dataclass

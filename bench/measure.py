@@ -6,12 +6,17 @@ from bench.context import Context
 from bench.results import ThroughputRow
 from bench.wrk import WrkError, run_wrk
 
+WAGI_HELLO = "WAGI hello"
+WAGI_HELLO_ONE_WORKER = "WAGI hello, 1 worker"
+BARE = "bare Starlette"
 
-def measure_throughput(ctx: Context, urls: dict[str, str]) -> None:
-    """Row target -> URL.  A wrk failure or a run with errors is a problem; the next row still runs."""
+
+def measure_throughput(ctx: Context, urls: dict[str, str], concurrencies: tuple[int, ...] = ()) -> None:
+    """Row target -> URL, at each of `concurrencies` (default: the options').  A wrk failure or a run
+    with errors is a problem; the next row still runs."""
     options, results = ctx.options, ctx.results
     for target, url in urls.items():
-        for connections in options.connections:
+        for connections in concurrencies or options.connections:
             try:
                 if options.warmup_s > 0:
                     ctx.say(f"wrk warm-up: {target}, {connections} connections, {options.warmup_s:g} s")

@@ -2,8 +2,10 @@
 
 Both are built from `Results` alone, so a new scenario's figures appear here
 without changes: throughput rows (and rows skipped, with the reason) in the first
-table, the WAGI/bare and FFAAS/workerd ratios below it, latency summaries in the
-second table, rates and timings in the list below them.
+table; below it the WAGI/bare and FFAAS/workerd ratios and the neighbours' p99
+ratios, each with issue 10's target and its verdict where one is set (`TARGETS`,
+`NEIGHBOUR_TARGETS`: at c=50 only); latency summaries in the second table, rates
+and timings in the list below them.
 """
 
 from __future__ import annotations
@@ -12,23 +14,79 @@ import json
 import os
 import platform
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.context import Options
-from bench.processors import PAIRS, ROW_ORDER
+from bench.measure import BARE, WAGI_HELLO, WAGI_HELLO_ONE_WORKER
+from bench.neighbours import PAIRS as NEIGHBOUR_PAIRS
+from bench.neighbours import ROW_ORDER as NEIGHBOUR_ROWS
+from bench.processors import PAIRS, ROW_ORDER, V8_HELLO, V8_LOGS, WASM_HELLO
 from bench.results import Results
-from bench.scenarios import BARE, WAGI_HELLO, WAGI_HELLO_ONE_WORKER
 
-RATIO_TARGET = 0.5
-"""WAGI hello must serve at least this share of the bare app's requests per second."""
-TABLE_ORDER: tuple[str, ...] = (WAGI_HELLO, WAGI_HELLO_ONE_WORKER, BARE, *ROW_ORDER)
+TARGET_CONNECTIONS = 50
+"""The concurrency issue 10's targets are set at; ratios at other concurrencies have none."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on a ratio: at least `bound` (throughput ratios) or at most `bound` (`at_most`: the p99
+    with neighbours over the p99 alone), at `connections`."""
+
+    bound: float
+    at_most: bool = False
+    connections: int = TARGET_CONNECTIONS
+
+    def met(self, ratio: float) -> bool:
+        return ratio <= self.bound if self.at_most else ratio >= self.bound
+
+    def describe(self) -> str:
+        return f"{'<=' if self.at_most else '>='} {self.bound:g}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at_most" if self.at_most else "at_least": self.bound, "connections": self.connections}
+
+
+TARGETS: dict[str, Target] = {
+    WAGI_HELLO: Target(0.25),
+    V8_HELLO: Target(0.1),
+    V8_LOGS: Target(0.1),
+    WASM_HELLO: Target(0.2),
+}
+"""Issue 10's throughput targets ("Targets"), by the row over its baseline: WAGI hello (the data
+plane's workers) over bare Starlette, a processor row over its workerd row (`processors.PAIRS`). A
+ratio not here (WAGI with one worker, wasm log+json) is reported without a target."""
+NEIGHBOUR_TARGETS: dict[str, Target] = {hello: Target(1.0, at_most=True) for hello, _, _ in NEIGHBOUR_PAIRS}
+"""Issue 10's "p99 at c=50 no worse" while a looping and a memory-bombing processor run alongside, by
+hello target: its p99 with the neighbours over its p99 alone, measured in the same run."""
+TABLE_ORDER: tuple[str, ...] = (WAGI_HELLO, WAGI_HELLO_ONE_WORKER, BARE, *ROW_ORDER, *NEIGHBOUR_ROWS)
 """Targets in the order the table lists them; others follow, in the order they were measured."""
 
 
 WAGI_ROWS = (WAGI_HELLO, WAGI_HELLO_ONE_WORKER)
+
+
+def verdict(target: Target | None, ratio: float, connections: int) -> dict[str, Any]:
+    """The JSON of a ratio's target and whether it is met: both None when no target applies (none set
+    for this ratio, or not at this concurrency)."""
+    if target is None or target.connections != connections:
+        return {"target": None, "meets_target": None}
+    return {"target": target.to_json(), "meets_target": target.met(ratio)}
+
+
+def verdict_text(entry: dict[str, Any]) -> str:
+    """ " (target >= 0.25) ok", " (target <= 1) ABOVE TARGET", or "" when no target applies."""
+    target = entry.get("target")
+    if target is None:
+        return ""
+    at_most = "at_most" in target
+    bound = target["at_most"] if at_most else target["at_least"]
+    shown = f"(target {'<=' if at_most else '>='} {bound:g})"
+    if entry["meets_target"]:
+        return f" {shown} ok"
+    return f" {shown} {'ABOVE' if at_most else 'BELOW'} TARGET"
 
 
 def ratios(results: Results) -> list[dict[str, Any]]:
@@ -45,10 +103,47 @@ def ratios(results: Results) -> list[dict[str, Any]]:
             "wagi": target,
             "connections": connections,
             "wagi_over_bare": round(ratio, 3),
-            "target": RATIO_TARGET,
-            "meets_target": ratio >= RATIO_TARGET,
+            **verdict(TARGETS.get(target), ratio, connections),
         })  # fmt: skip
     return sorted(found, key=lambda item: (WAGI_ROWS.index(item["wagi"]), item["connections"]))
+
+
+def neighbour_ratios(results: Results) -> list[dict[str, Any]]:
+    """For each hello target of the neighbours scenario and concurrency: its req/s, p50 and p99 alone
+    and with the neighbours, the p99 ratio (with over alone) and its target, what the neighbours got
+    and whether the data plane survived them."""
+    measured = {(row.target, row.result.connections): row.result for row in results.throughput}
+    runs = {(run.hello, run.connections): run for run in results.neighbours}
+    found = []
+    for hello, alone_row, alongside_row in NEIGHBOUR_PAIRS:
+        concurrencies = sorted({c for (t, c) in (*measured, *runs) if t in (hello, alone_row, alongside_row)})
+        for connections in concurrencies:
+            alone, alongside = (
+                measured.get((alone_row, connections)),
+                measured.get((alongside_row, connections)),
+            )
+            if alone is None and alongside is None:
+                continue
+            entry: dict[str, Any] = {"hello": hello, "connections": connections}
+            for key, result in (("alone", alone), ("with_neighbours", alongside)):
+                entry[key] = (
+                    None
+                    if result is None
+                    else {"rps": result.requests_per_s, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms}
+                )
+            if alone is not None and alongside is not None and alone.p99_ms > 0:
+                ratio = alongside.p99_ms / alone.p99_ms
+                entry["p99_with_over_alone"] = round(ratio, 3)
+                entry.update(verdict(NEIGHBOUR_TARGETS.get(hello), ratio, connections))
+            run = runs.get((hello, connections))
+            if run is not None:
+                entry["neighbours"] = run.statuses
+                entry["expected_status"] = run.expected
+                entry["wrong_answers"] = run.wrong_answers
+                entry["plane_survived"] = run.plane_survived
+                entry["plane_detail"] = run.plane_detail
+            found.append(entry)
+    return found
 
 
 def processor_ratios(results: Results) -> list[dict[str, Any]]:
@@ -75,7 +170,9 @@ def processor_ratios(results: Results) -> list[dict[str, Any]]:
                 "workerd_rps": workerd.requests_per_s if workerd else None,
             }
             if ffaas and workerd and workerd.requests_per_s > 0:
-                entry["ffaas_over_workerd"] = round(ffaas.requests_per_s / workerd.requests_per_s, 4)
+                ratio = ffaas.requests_per_s / workerd.requests_per_s
+                entry["ffaas_over_workerd"] = round(ratio, 4)
+                entry.update(verdict(TARGETS.get(ffaas_target), ratio, connections))
             else:
                 reason = skipped.get((workerd_target, connections)) or skipped.get(
                     (ffaas_target, connections)
@@ -118,11 +215,10 @@ def format_report(results: Results) -> str:
         lines.append("(no throughput measured)")
     lines.append("")
     for ratio in ratios(results):
-        verdict = "ok" if ratio["meets_target"] else "BELOW TARGET"
         which = "" if ratio["wagi"] == WAGI_HELLO else " (1 worker)"
         lines.append(
-            f"WAGI/bare req/s{which} at c={ratio['connections']}: {ratio['wagi_over_bare']:.2f} "
-            f"(target >= {RATIO_TARGET}) {verdict}"
+            f"WAGI/bare req/s{which} at c={ratio['connections']}: {ratio['wagi_over_bare']:.2f}"
+            + verdict_text(ratio)
         )
     for pair in processor_ratios(results):
         label = f"FFAAS/workerd req/s, {pair['handler']} at c={pair['connections']}:"
@@ -130,9 +226,11 @@ def format_report(results: Results) -> str:
             lines.append(
                 f"{label} {pair['ffaas_over_workerd']:.3f}  "
                 f"({pair['ffaas']} {pair['ffaas_rps']:,.0f} / {pair['workerd']} {pair['workerd_rps']:,.0f})"
+                + verdict_text(pair)
             )
         else:
             lines.append(f"{label} skipped: {short_reason(pair['skipped'])}")
+    lines.extend(neighbour_lines(results))
     for key, value in results.info.items():
         lines.append(f"{key}: {value}")
     if results.latencies:
@@ -159,6 +257,33 @@ def format_report(results: Results) -> str:
     return "\n".join(lines)
 
 
+def neighbour_lines(results: Results) -> list[str]:
+    """Per hello target of the neighbours scenario: the p99 ratio and its verdict, then what the
+    neighbours got and whether the data plane survived."""
+    lines = []
+    for entry in neighbour_ratios(results):
+        label = f"p99 with neighbours / alone, {entry['hello']} at c={entry['connections']}:"
+        if "p99_with_over_alone" in entry:
+            alone, alongside = entry["alone"], entry["with_neighbours"]
+            lines.append(
+                f"{label} {entry['p99_with_over_alone']:.2f}  "
+                f"({alongside['p99_ms']:.2f} ms / {alone['p99_ms']:.2f} ms)" + verdict_text(entry)
+            )
+        else:
+            lines.append(f"{label} not measured (a row of the pair is missing)")
+        if "neighbours" in entry:
+            got = []
+            for name, statuses in entry["neighbours"].items():
+                counts = ", ".join(f"{status} x{count}" for status, count in sorted(statuses.items()))
+                expected = entry["expected_status"].get(name)
+                unexpected = any(status != str(expected) for status in statuses) or not statuses
+                got.append(f"{name}: {counts or 'no answer'}" + ("  <-- UNEXPECTED" if unexpected else ""))
+            survived = "survived" if entry["plane_survived"] else "DID NOT SURVIVE"
+            lines.append(f"    neighbours got {'; '.join(got)}")
+            lines.append(f"    data plane {survived}: {entry['plane_detail']}")
+    return lines
+
+
 def short_reason(reason: str, most: int = 60) -> str:
     """The gist of a skip reason for a table row (the whole reason is listed once under the table)."""
     gist = reason.split(" (", 1)[0].split(": ", 1)[0]
@@ -180,6 +305,10 @@ def results_document(results: Results, options: Options) -> dict[str, Any]:
             "max_threads": options.max_threads,
             "backlog_runs": options.backlog_runs,
             "lag_samples": options.lag_samples,
+            "replay_runs": options.replay_runs,
+            "v8_bomb": options.v8_bomb,
+            "wasm_bomb": options.wasm_bomb,
+            "neighbour_connections": options.neighbour_connections,
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -189,6 +318,7 @@ def results_document(results: Results, options: Options) -> dict[str, Any]:
         "throughput": [{"target": row.target, **row.result.to_json()} for row in results.throughput],
         "ratios": ratios(results),
         "ffaas_vs_workerd": processor_ratios(results),
+        "neighbours": neighbour_ratios(results),
         "skipped_rows": [asdict(row) for row in results.skipped_rows],
         "info": results.info,
         "timings": {key: asdict(timing) for key, timing in results.timings.items()},

@@ -68,6 +68,23 @@ class Latency:
         return cls(label, len(ordered), rank(50), rank(99), round(ordered[-1] * 1000, 3), detail)
 
 
+@dataclass(frozen=True)
+class NeighbourRun:
+    """What a looping and a memory-bombing processor (the neighbours) got while `hello` was measured
+    alongside them (bench/neighbours.py), and whether the data plane survived them."""
+
+    hello: str
+    connections: int
+    statuses: dict[str, dict[str, int]]
+    """Neighbour -> its status codes (or exception names) -> count."""
+    expected: dict[str, int]
+    """Neighbour -> the status its JSON error must have."""
+    wrong_answers: list[str]
+    """The first few answers that were not the expected JSON error, each saying what was wrong."""
+    plane_survived: bool
+    plane_detail: str
+
+
 @dataclass
 class Results:
     throughput: list[ThroughputRow] = field(default_factory=list)
@@ -77,6 +94,7 @@ class Results:
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     skipped_rows: list[SkippedRow] = field(default_factory=list)
+    neighbours: list[NeighbourRun] = field(default_factory=list)
     info: dict[str, str] = field(default_factory=dict)
     """What was measured against, e.g. "workerd" -> its version."""
 

@@ -22,7 +22,7 @@ from types import FrameType
 if __package__ in (None, ""):  # run as `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.context import Context, Options, ScenarioError
+from bench.context import BOMB_KINDS, Context, Options, ScenarioError
 from bench.processors import PROCESSORS
 from bench.report import format_report, write_json
 from bench.results import Results
@@ -61,7 +61,9 @@ def _port_range(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected FIRST-LAST, e.g. 23000-23999, got {text!r}") from None
     if not dash or not 1 <= bounds[0] <= bounds[1] <= 65535:
-        raise argparse.ArgumentTypeError(f"expected FIRST-LAST with 1 <= FIRST <= LAST <= 65535, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected FIRST-LAST with 1 <= FIRST <= LAST <= 65535, got {text!r}"
+        )
     return bounds
 
 
@@ -109,6 +111,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_positive,
         default=200,
         help="recorded runs the batch-replay scenario replays (default 200)",
+    )
+    parser.add_argument(
+        "--v8-bomb",
+        choices=BOMB_KINDS,
+        default="array",
+        help="what the neighbours scenario's v8 memory bomb allocates (default array: a JS array of "
+        "arrays; typed-array can abort today's in-process V8, see README)",
+    )
+    parser.add_argument(
+        "--wasm-bomb",
+        choices=BOMB_KINDS,
+        default="typed-array",
+        help="what the neighbours scenario's wasm memory bomb allocates (default typed-array)",
+    )
+    parser.add_argument(
+        "--neighbour-connections",
+        type=_positive,
+        default=1,
+        help="connections calling each neighbour in the neighbours scenario (default 1)",
     )
     parser.add_argument(
         "--ports",
@@ -172,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         backlog_runs=args.backlog,
         lag_samples=args.lag_samples,
         replay_runs=args.replay_runs,
+        v8_bomb=args.v8_bomb,
+        wasm_bomb=args.wasm_bomb,
+        neighbour_connections=args.neighbour_connections,
     )
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="ffaas-bench-"))

@@ -15,7 +15,8 @@ from bench.client import Response, post_json, request, time_first_success
 from bench.context import Context, Options, Scenario, ScenarioError
 from bench.conversations import BACKLOG, LAG, conversation_lag, ingest_backlog
 from bench.js_engine import JS_ENGINE, measure_js_engine
-from bench.measure import measure_throughput
+from bench.measure import BARE, WAGI_HELLO, WAGI_HELLO_ONE_WORKER, measure_throughput
+from bench.neighbours import NEIGHBOURS, measure_neighbours
 from bench.processors import PROCESSORS, measure_processors
 from bench.replay import REPLAY, measure_replay
 from bench.results import Results, ThroughputRow
@@ -36,9 +37,6 @@ __all__ = [
 ]
 
 HELLO_BODY = b"Hello, world!\n"
-WAGI_HELLO = "WAGI hello"
-WAGI_HELLO_ONE_WORKER = "WAGI hello, 1 worker"
-BARE = "bare Starlette"
 FIRST_SUCCESS_TIMEOUT_S = 30.0
 
 
@@ -152,6 +150,7 @@ SCENARIOS: dict[str, Scenario] = {
     "deploy": deploy_hello,
     "throughput": throughput,
     PROCESSORS: measure_processors,
+    NEIGHBOURS: measure_neighbours,
     JS_ENGINE: measure_js_engine,
     BACKLOG: ingest_backlog,
     LAG: conversation_lag,
