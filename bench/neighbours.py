@@ -28,10 +28,11 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from bench.client import Connection, Response, post_json, request, wait_for_every_worker
+from bench.client import Connection, Response, post_json, request
 from bench.context import Context, ScenarioError
 from bench.measure import WAGI_HELLO, measure_throughput
 from bench.processors import V8_HELLO, WASM_HELLO, handler_code
@@ -141,19 +142,19 @@ class NeighbourClient:
             thread.join(self.timeout_s + 5)
 
 
-def worker_pids(base_url: str) -> dict[int, int]:
-    """Worker index -> pid, from GET /status on fresh connections until every worker answered."""
+def worker_pids(base_url: str, timeout_s: float = 30.0) -> dict[int, int]:
+    """Worker index -> pid, from GET /status on fresh connections until every worker answered (the
+    kernel spreads new connections over the workers)."""
     pids: dict[int, int] = {}
-
-    def one() -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
         status = request(base_url, "GET", "/status", timeout_s=5.0).json()
         pids[int(status["worker"])] = int(status["pid"])
-
-    workers = wait_for_every_worker(base_url, 30.0, one)
-    one()
-    if len(pids) != workers:
-        raise ScenarioError(f"GET /status: {len(pids)} of {workers} workers answered")
-    return pids
+        if len(pids) == int(status["workers"]):
+            return pids
+        if time.monotonic() > deadline:
+            raise ScenarioError(f"GET /status: only workers {sorted(pids)} of {status['workers']} answered")
+        time.sleep(0.01)
 
 
 def measure_neighbours(ctx: Context) -> None:
