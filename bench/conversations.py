@@ -174,9 +174,13 @@ def _sample_get_lag(ctx: Context) -> tuple[list[float], dict[str, int]]:
     started = time.perf_counter()
 
     def sample() -> None:
-        with Connection(system.url("data_plane")) as data, Connection(system.url("control_plane")) as control:
+        with Connection(system.url("control_plane")) as control:
             while not _phase_done(ctx, started, lambda: len(lags)):
-                conversation_id = _run(data, path)
+                # A new data-plane connection per run: while the GETs below wait for the control plane
+                # (seconds when it lags), a kept one would pass the server's keep-alive timeout and be
+                # closed under the next run (RemoteDisconnected).
+                with Connection(system.url("data_plane")) as data:
+                    conversation_id = _run(data, path)
                 received = time.perf_counter()
                 while (status := control.request("GET", f"/conversation/{conversation_id}").status) != 200:
                     with lock:

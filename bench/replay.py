@@ -22,6 +22,8 @@ from typing import Any
 
 from bench.client import Connection, post_json, request
 from bench.context import Context, ScenarioError
+from bench.conversations import SETTLE_TIMEOUT_S
+from bench.database import ConversationFile
 from bench.load import make_runs
 from bench.results import Latency
 
@@ -56,6 +58,9 @@ def measure_replay(ctx: Context) -> None:
     runs = make_runs(data, f"/processor/{processor_id}/run_with_prelude", count, RUN_CONNECTIONS)
     if runs.failures:
         results.problems.append(f"batch replay: original runs failed: {runs.failures}")
+    # The batch replays what the control plane has stored: wait for every run, or it replays fewer.
+    with ConversationFile(system.database_path) as stored:
+        _wait_stored(stored, runs.conversation_ids)
     saved = request(
         control,
         "PUT",
@@ -91,6 +96,10 @@ def measure_replay(ctx: Context) -> None:
         prober.join()
     if report["errors"]:
         results.problems.append(f"batch replay: {report['errors']} run(s) could not be replayed")
+    if report["total"] != len(runs.conversation_ids):
+        results.problems.append(
+            f"batch replay: {report['total']} runs replayed, {len(runs.conversation_ids)} were made"
+        )
     if not idle or not during:
         raise ScenarioError("the probe made no call (is the hello endpoint served?)")
     results.rate(
@@ -104,6 +113,20 @@ def measure_replay(ctx: Context) -> None:
     )
     results.latencies["replay_probe_idle"] = Latency.of("live hello latency, no batch running", idle)
     results.latencies["replay_probe_during"] = Latency.of("live hello latency during the batch", during)
+
+
+def _wait_stored(stored: ConversationFile, conversation_ids: list[str]) -> None:
+    """Until every one of `conversation_ids` is in the control plane's SQLite file."""
+    deadline, waiting = time.monotonic() + SETTLE_TIMEOUT_S, list(conversation_ids)
+    while waiting:
+        found = stored.stored_among(waiting[:500])  # SQLite's parameter limit
+        waiting = [one for one in waiting if one not in found]
+        if waiting and time.monotonic() > deadline:
+            raise ScenarioError(
+                f"runs to replay not stored after {SETTLE_TIMEOUT_S:.0f} s: {len(waiting)} missing"
+            )
+        if waiting and not found:
+            time.sleep(0.05)
 
 
 def _probe(base_url: str, path: str, stop: threading.Event) -> list[float]:
