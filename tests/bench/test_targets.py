@@ -1,18 +1,21 @@
 """bench: issue 10's targets per ratio and their verdicts (table and JSON), the neighbours scenario's
-report and the check of a neighbour's answer, and `--ports`."""
+report and the check of a neighbour's answer, `--ports`, and the replay's wait for its runs."""
 
 from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bench import system
+from bench import replay, system
 from bench.client import Response
+from bench.context import ScenarioError
+from bench.database import ConversationFile
 from bench.neighbours import ALONE, ALONGSIDE, neighbours, wrong_answer
 from bench.processors import V8_HELLO, V8_LOGS, WASM_HELLO, WASM_LOGS, WORKERD_HELLO, WORKERD_LOGS
 from bench.report import (
@@ -302,3 +305,37 @@ def test_a_bad_port_range_is_refused(text: str, capsys: pytest.CaptureFixture[st
 
 def test_a_port_range_is_parsed() -> None:
     assert parse_args(["--ports", "23000-23999"]).ports == (23000, 23999)
+
+
+def stored_file(tmp_path: Path, ids: list[str]) -> ConversationFile:
+    path = tmp_path / "control_plane.sqlite3"
+    with sqlite3.connect(path) as database:
+        database.execute("CREATE TABLE conversations (id TEXT PRIMARY KEY)")
+        database.executemany("INSERT INTO conversations VALUES (?)", [(one,) for one in ids])
+    return ConversationFile(path)
+
+
+def test_the_replay_waits_until_every_run_is_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [f"c{number}" for number in range(1200)]
+    stored = stored_file(tmp_path, ids[:700])
+    pauses: list[float] = []
+
+    def control_plane_catches_up(seconds: float) -> None:  # the wait's pause: the rest gets stored
+        pauses.append(seconds)
+        with sqlite3.connect(stored.path) as database:
+            database.executemany("INSERT INTO conversations VALUES (?)", [(one,) for one in ids[700:]])
+
+    monkeypatch.setattr(replay.time, "sleep", control_plane_catches_up)
+    with stored:
+        replay._wait_stored(stored, ids)
+
+    assert pauses == [0.05]  # one pause, after which all 1200 were found (asked 500 at a time)
+
+
+def test_the_replay_says_how_many_runs_were_never_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replay, "SETTLE_TIMEOUT_S", 0.0)
+
+    with stored_file(tmp_path, ["c1", "c2"]) as stored, pytest.raises(ScenarioError, match="2 missing"):
+        replay._wait_stored(stored, ["c1", "c2", "c3", "c4"])
