@@ -226,6 +226,15 @@ def measure_neighbours(ctx: Context) -> None:
             results.problems.append(
                 f"{NEIGHBOURS} alongside {hello}: the data plane did not survive: {detail}"
             )
+            rest = [
+                row
+                for target in list(hello_urls)[list(hello_urls).index(hello) + 1 :]
+                for row in (target + ALONE, target + ALONGSIDE)
+            ]
+            if rest:
+                results.skip_rows(
+                    rest, (connections,), f"the data plane did not survive the neighbours alongside {hello}"
+                )
             break
 
 
