@@ -97,6 +97,9 @@ class Results:
     neighbours: list[NeighbourRun] = field(default_factory=list)
     info: dict[str, str] = field(default_factory=dict)
     """What was measured against, e.g. "workerd" -> its version."""
+    baseline_p99_ms: dict[tuple[str, int], float] = field(default_factory=dict)
+    """From `--baseline`: an earlier run's p99 by (throughput row, connections), e.g. of the code
+    before a change; the neighbours' target compares against it."""
 
     def skip_rows(self, targets: list[str], connections: tuple[int, ...], reason: str) -> None:
         """Every (target, connections) row is skipped for `reason`; said once in `skipped` too."""

@@ -12,6 +12,7 @@ scenario ran cleanly, 1 when any problem was recorded, 2 when it could not start
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import signal
 import sys
@@ -126,6 +127,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="what the neighbours scenario's wasm memory bomb allocates (default typed-array)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="JSON figures of an earlier run (its --output), e.g. of the code before a change: the "
+        "neighbours' target compares this run's p99 with neighbours to that run's p99 alone",
+    )
+    parser.add_argument(
         "--neighbour-connections",
         type=_positive,
         default=1,
@@ -159,6 +167,15 @@ def preflight(selected: list[str]) -> None:
         missing.append("redis-server is not installed: run `make install`")
     if missing:
         raise SystemExit("bench: " + "\nbench: ".join(missing))
+
+
+def baseline_p99s(path: Path) -> dict[tuple[str, int], float]:
+    """The p99 of every throughput row of an earlier run's JSON figures (`--output`)."""
+    try:
+        rows = json.loads(path.read_text())["throughput"]
+        return {(row["target"], int(row["connections"])): float(row["latency_ms"]["99"]) for row in rows}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"bench: --baseline {path}: not the JSON figures of a bench run ({exc!r})") from None
 
 
 def say(message: str) -> None:
@@ -197,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         wasm_bomb=args.wasm_bomb,
         neighbour_connections=args.neighbour_connections,
     )
-    results = Results()
+    results = Results(baseline_p99_ms=baseline_p99s(args.baseline) if args.baseline else {})
     workdir = Path(tempfile.mkdtemp(prefix="ffaas-bench-"))
     try:
         with System(workdir, python=sys.executable) as system:
