@@ -15,7 +15,7 @@ requests, after a warm-up round.  CPU time, not wall time: the machine may be sh
 time per request is what bounds a worker's requests per second.  uvicorn's own cost (HTTP
 parsing, building the scope) is not in these figures: see `python -m bench` for end-to-end ones.
 
-`--profile wagi` (or `wasm`) runs cProfile over one round at `--concurrency` and prints the top
+`--profile wagi` (or `wasm`) runs cProfile over one round at each `--concurrency` and prints the top
 entries by own time and by cumulative time, timed by the event-loop thread's CPU clock (so time
 spent waiting for the GIL or in other threads is not charged to the function waiting).
 
@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -98,25 +98,31 @@ def _redis_server(workdir: Path) -> Any:
         process.wait()
 
 
-def _publish(redis_url: str, keys: Keys) -> tuple[str, str]:
-    """The hello endpoint and the wasm hello processor, published as the control plane does."""
+def _publish(redis_url: str, keys: Keys, targets: list[str]) -> dict[str, str]:
+    """The path of each target (the hello endpoint, the wasm hello processor), published as the
+    control plane does."""
     client = redis.Redis.from_url(redis_url)
-    wasm = HELLO_WASM.read_bytes()
-    module_hash = content_hash(wasm)
-    client.set(keys.module(module_hash), wasm)
-    endpoint_id = str(uuid.uuid4())
-    route = EndpointRoute(endpoint_id, str(uuid.uuid4()), module_hash, {})
-    client.hset(keys.routes, endpoint_id, route.pack())
-    client.publish(keys.events, RouteEvent(uuid.uuid4().hex, endpoint_id).pack())
-    js = HELLO_JS.read_bytes()
-    code_hash = content_hash(js)
-    client.set(keys.processor_code(code_hash), js)
-    processor_id = str(uuid.uuid4())
-    processor = ProcessorRoute(processor_id, "hello", "js", "wasm", code_hash)
-    client.hset(keys.processors, processor_id, processor.pack())
-    client.publish(keys.events, RouteEvent(uuid.uuid4().hex, processor_id=processor_id).pack())
+    paths = {}
+    if "wagi" in targets:
+        wasm = HELLO_WASM.read_bytes()
+        module_hash = content_hash(wasm)
+        client.set(keys.module(module_hash), wasm)
+        endpoint_id = str(uuid.uuid4())
+        route = EndpointRoute(endpoint_id, str(uuid.uuid4()), module_hash, {})
+        client.hset(keys.routes, endpoint_id, route.pack())
+        client.publish(keys.events, RouteEvent(uuid.uuid4().hex, endpoint_id).pack())
+        paths["wagi"] = f"/{endpoint_id}"
+    if "wasm" in targets:
+        js = HELLO_JS.read_bytes()
+        code_hash = content_hash(js)
+        client.set(keys.processor_code(code_hash), js)
+        processor_id = str(uuid.uuid4())
+        processor = ProcessorRoute(processor_id, "hello", "js", "wasm", code_hash)
+        client.hset(keys.processors, processor_id, processor.pack())
+        client.publish(keys.events, RouteEvent(uuid.uuid4().hex, processor_id=processor_id).pack())
+        paths["wasm"] = f"/processor/{processor_id}/run"
     client.close()
-    return endpoint_id, processor_id
+    return paths
 
 
 def wrk_scope(path: str) -> Scope:
@@ -217,40 +223,39 @@ async def profile(app: DataPlaneApp, scope: Scope, *, requests: int, concurrency
     return out.getvalue()
 
 
-async def _main(args: argparse.Namespace, say: Callable[[str], None]) -> None:
-    with (
-        tempfile.TemporaryDirectory(prefix="ffaas-hot-path-") as workdir,
-        _redis_server(Path(workdir)) as url,
-    ):
+async def _main(args: argparse.Namespace) -> None:
+    targets = [args.profile] if args.profile else args.target or list(TARGETS)
+    with contextlib.ExitStack() as stack:
+        workdir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ffaas-hot-")))
+        url = stack.enter_context(_redis_server(workdir))
         keys = Keys("hot")
         settings = Settings(
             redis_url=url,
             redis_prefix="hot",
-            data_dir=Path(workdir),
+            data_dir=workdir,
             plane_id="hot-path",
             conversation_stream_max_length=10_000,
         )
         async with running_app(settings) as app:
-            endpoint_id, processor_id = _publish(url, keys)
-            scopes = {
-                "wagi": wrk_scope(f"/{endpoint_id}"),
-                "wasm": wrk_scope(f"/processor/{processor_id}/run"),
-            }
+            scopes = {target: wrk_scope(path) for target, path in _publish(url, keys, targets).items()}
             for scope in scopes.values():
                 await _until_ready(app, scope)
             if args.profile:
-                print(
-                    await profile(
-                        app,
-                        scopes[args.profile],
-                        requests=args.requests,
-                        concurrency=args.concurrency,
-                        top=args.top,
+                top = args.top
+                for concurrency in args.concurrency:
+                    print(f"# {args.profile} at c={concurrency}")
+                    print(
+                        await profile(
+                            app,
+                            scopes[args.profile],
+                            requests=args.requests,
+                            concurrency=concurrency,
+                            top=top,
+                        )
                     )
-                )
                 return
-            for target in args.target or TARGETS:
-                for concurrency in sorted({1, args.concurrency}):
+            for target in targets:
+                for concurrency in args.concurrency:
                     median, figures = await measure(
                         app,
                         scopes[target],
@@ -281,14 +286,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", action="append", choices=TARGETS, help="default: both")
     parser.add_argument("--requests", type=int, default=2000, help="requests per round (default 2000)")
     parser.add_argument("--repeats", type=int, default=7, help="measured rounds (default 7)")
-    parser.add_argument("--concurrency", type=int, default=50, help="requests in flight (default 50)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(item) for item in text.split(",")],
+        default=[1, 50],
+        help="comma-separated requests in flight (default 1,50)",
+    )
+    parser.add_argument("--data-dir", type=Path, help="the data plane's data dir (default: a temporary one)")
     parser.add_argument("--profile", choices=TARGETS, help="cProfile one round of this target instead")
     parser.add_argument("--top", type=int, default=30, help="profile entries shown (default 30)")
     args = parser.parse_args(argv)
     if not HELLO_WASM.is_file():
         print(f"bench.hot_path: {HELLO_WASM} is missing: run `make -C examples`", file=sys.stderr)
         return 2
-    _run(_main(args, lambda message: print(message, file=sys.stderr)))
+    _run(_main(args))
     return 0
 
 
