@@ -20,7 +20,8 @@ it cannot read.
 from __future__ import annotations
 
 import base64
-import uuid
+import os
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -155,8 +156,37 @@ class ConversationRecord:
         return wire.unpack(data, cls)
 
 
+_ID_BATCH = 4096
+"""Random bytes read from the OS at once for ids: 256 ids a read (`new_id`)."""
+_id_lock = threading.Lock()
+_id_bytes = b""
+_id_offset = 0
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as `str(uuid.uuid4())` gives one.
+
+    Every run takes three (its conversation, its request and its response item), so the random bytes
+    come from `os.urandom` 256 ids at a time: a call to it per id costs a system call and lets another
+    thread take the GIL while the event loop waits to get it back.  The bytes are as random as
+    uuid4's; a forked child starts with a fresh batch, so it never repeats its parent's ids."""
+    global _id_bytes, _id_offset
+    with _id_lock:
+        if _id_offset >= len(_id_bytes):
+            _id_bytes, _id_offset = os.urandom(_ID_BATCH), 0
+        raw = _id_bytes[_id_offset : _id_offset + 16]
+        _id_offset += 16
+    value = (int.from_bytes(raw) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _forget_ids() -> None:
+    global _id_bytes, _id_offset, _id_lock
+    _id_bytes, _id_offset, _id_lock = b"", 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 def new_item(kind: str, payload: Any, *, inc: int | None = None, request: str | None = None) -> AuditItem:

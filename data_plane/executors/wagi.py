@@ -11,7 +11,8 @@ here, as much as a whole hello-world run): `runtime.inline_runs` decides.
   its inline budget already.  Most functions finish well inside it and pay no
   thread hop.
 - A run interrupted by that budget marks its module slow for the life of the
-  process, and the request is run again, from scratch, on the worker pool with
+  process (unless it lost its core rather than spent the budget: see `inline_runs`),
+  and the request is run again, from scratch, on the worker pool with
   the full time limit; so does a module whose inline runs take more than
   `inline_runs.SLOW_AVERAGE_MS` on average.  Slow modules always run on the
   pool, so one looping function can hold up the event loop only once, and only

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from data_plane.runtime.inline_runs import MIN_SAMPLES, InlineRuns
+from data_plane.runtime.inline_runs import LOW_CPU_INTERRUPTIONS, MIN_SAMPLES, InlineRuns
 
 
 class FakeClock:
@@ -95,6 +95,47 @@ def test_an_interrupted_run_moves_its_module_at_once() -> None:
         assert run_inline(inline, clock, "js:loop", 5.0, interrupted=True)
         await asyncio.sleep(0)
         assert not inline.admit("js:loop") and inline.admit("js:other")
+
+    asyncio.run(scenario())
+
+
+def test_one_run_that_lost_its_core_does_not_move_a_fast_module() -> None:
+    """A 0.1 ms module whose run once counted 29 ms (measured: the loop thread lost its core on a
+    loaded machine) stays inline; three such runs in a row move it, as they would a slow module."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        inline = InlineRuns(5, clock=clock)
+        for _ in range(20):
+            assert run_inline(inline, clock, "wagi:hello", 0.1)
+            await asyncio.sleep(0)
+        assert run_inline(inline, clock, "wagi:hello", 29.0)
+        for _ in range(20):
+            await asyncio.sleep(0)
+            assert run_inline(inline, clock, "wagi:hello", 0.1)
+        assert inline.pool_only == 0
+        for _ in range(3):
+            await asyncio.sleep(0)
+            assert run_inline(inline, clock, "wagi:hello", 29.0)
+        assert inline.pool_only == 1 and not inline.admit("wagi:hello")
+
+    asyncio.run(scenario())
+
+
+def test_runs_interrupted_with_little_cpu_move_their_module_after_a_few() -> None:
+    """Cut off by the budget's wall clock having used under half of it in CPU (it lost its core, or
+    slept): made again on the pool, and its module moves only after LOW_CPU_INTERRUPTIONS such runs."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        inline = InlineRuns(5, clock=clock)
+        for _ in range(LOW_CPU_INTERRUPTIONS - 1):
+            assert run_inline(inline, clock, "wagi:hello", 1.0, interrupted=True)
+            await asyncio.sleep(0)
+            assert inline.admit("wagi:hello")
+            await asyncio.sleep(0)
+        assert run_inline(inline, clock, "wagi:hello", 1.0, interrupted=True)
+        assert inline.pool_only == 1 and not inline.admit("wagi:hello")
 
     asyncio.run(scenario())
 
