@@ -12,7 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.types import Scope
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
@@ -36,8 +36,8 @@ class EndpointDispatcher(RunDispatcher[PreparedEndpoint]):
         super().__init__(registry, recorder, **limits)
         self._executor = executor
 
-    def find(self, request: Request) -> PreparedEndpoint:
-        endpoint_id = request.scope["path"].split("/", 2)[1]
+    def find(self, scope: Scope) -> PreparedEndpoint:
+        endpoint_id = scope["path"].split("/", 2)[1]
         endpoint = self.registry.endpoint(endpoint_id)
         if endpoint is None:
             raise NotFound(f"endpoint {endpoint_id} not found or has no deploy")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from starlette.requests import Request
+from starlette.types import Scope
 
 
 @dataclass(frozen=True)
@@ -28,21 +28,20 @@ class IncomingRequest:
     client_host: str
 
     @classmethod
-    def from_starlette(cls, request: Request, body: bytes) -> IncomingRequest:
-        scope = request.scope
+    def from_scope(cls, scope: Scope, body: bytes) -> IncomingRequest:
+        """From the ASGI scope (header names lower-case, as servers give them)."""
         server = scope.get("server") or ("localhost", 80)
         client = scope.get("client") or ("", 0)
         raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
-        host_header = request.headers.get("host", "")
+        headers = tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"])
+        host_header = next((value for name, value in headers if name == "host"), "")
         server_name = host_header.rsplit(":", 1)[0] if host_header else str(server[0])
         return cls(
-            method=request.method,
-            path=unquote(raw_path),
+            method=scope["method"],
+            path=unquote(raw_path) if "%" in raw_path else raw_path,
             raw_path=raw_path,
             query=scope.get("query_string", b"").decode("latin-1"),
-            headers=tuple(
-                (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
-            ),
+            headers=headers,
             body=body,
             version=f"HTTP/{scope.get('http_version', '1.1')}",
             scheme=scope.get("scheme", "http"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.types import Scope
 
 from data_plane.audit import ConversationRecorder
 from data_plane.conversation import Conversation
@@ -43,8 +43,8 @@ class ProcessorDispatcher(RunDispatcher[ProcessorRun]):
         super().__init__(registry, recorder, **limits)
         self._js = js_executor
 
-    def find(self, request: Request) -> ProcessorRun:
-        path = request.scope["path"]
+    def find(self, scope: Scope) -> ProcessorRun:
+        path = scope["path"]
         segments = path.strip("/").split("/")
         if len(segments) != 3 or segments[2] not in ENTRY_POINTS:
             raise NotFound(f"no route for {path}; processors run at /processor/<id>/run or /run_with_prelude")

@@ -12,7 +12,8 @@ Invariants:
 
 Dispatchers are plain ASGI apps that the data plane puts in front of Starlette,
 skipping its router and middleware stack (~15% of a hello-world run's CPU), so
-they turn errors into the one JSON error shape of `shared.errors` themselves.
+they turn errors into the one JSON error shape of `shared.errors` themselves.  They read the
+request from the ASGI scope and `receive` directly, without Starlette's `Request`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Generic, TypeVar
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -34,7 +34,7 @@ from data_plane.registry import Registry
 from data_plane.responses import RunEnd, answer_error, answer_run
 from shared.conversations import RunOutcome
 from shared.errors import LoopDetected, PayloadTooLarge, ServiceError, error_response
-from shared.request_body import read_capped_body
+from shared.request_body import read_capped_asgi_body
 
 log = logging.getLogger("ffaas.dispatch")
 
@@ -67,7 +67,7 @@ class RunDispatcher(Generic[Target]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            response = await self.handle(Request(scope, receive))
+            response = await self.handle(scope, receive)
         except ServiceError as exc:
             response = error_response(exc.status, exc.message, exc.headers)
         except Exception:
@@ -75,10 +75,10 @@ class RunDispatcher(Generic[Target]):
             response = error_response(500, "internal error; see the server log")
         await response(scope, receive, send)
 
-    async def handle(self, request: Request) -> Response:
-        target = self.find(request)
+    async def handle(self, scope: Scope, receive: Receive) -> Response:
+        target = self.find(scope)
         incoming, conversation, refused = await self.read_request(
-            request, partial(self.conversation_for, target)
+            scope, receive, partial(self.conversation_for, target)
         )
         if refused is not None:
             return refused
@@ -102,7 +102,7 @@ class RunDispatcher(Generic[Target]):
                 detail=f"{type(exc).__name__}: {exc}",
             )
 
-    def find(self, request: Request) -> Target:
+    def find(self, scope: Scope) -> Target:
         """What the request runs; raises `NotFound` (answered without a conversation)."""
         raise NotImplementedError
 
@@ -114,21 +114,21 @@ class RunDispatcher(Generic[Target]):
         raise NotImplementedError
 
     async def read_request(
-        self, request: Request, conversation_for: Callable[[IncomingRequest], Conversation]
+        self, scope: Scope, receive: Receive, conversation_for: Callable[[IncomingRequest], Conversation]
     ) -> tuple[IncomingRequest, Conversation, Response | None]:
         """The request with its body and its conversation (from `conversation_for`), and None; or, for
         a body over FFAAS_MAX_REQUEST_BYTES, the 413 as the third item, answered and recorded (the
         conversation's request has no body); or for a request past FFAAS_MAX_HOPS, the 508."""
         try:
-            body = await read_capped_body(request, self._max_request_bytes, self._too_large)
+            body = await read_capped_asgi_body(scope, receive, self._max_request_bytes, self._too_large)
         except PayloadTooLarge as exc:
-            incoming = IncomingRequest.from_starlette(request, b"")
+            incoming = IncomingRequest.from_scope(scope, b"")
             conversation = conversation_for(incoming)
             refused = await answer_error(
                 self.recorder, conversation, exc, outcome=RunOutcome.REQUEST_TOO_LARGE
             )
             return incoming, conversation, refused
-        incoming = IncomingRequest.from_starlette(request, body)
+        incoming = IncomingRequest.from_scope(scope, body)
         conversation = conversation_for(incoming)
         loop = too_many_hops(incoming_hops(incoming.headers), self._max_hops)
         if loop is not None:
