@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiosqlite
+
 from control_plane.storage.database import Database
 from shared.conversations import ConversationRecord
 from shared.timestamps import format_timestamp
@@ -154,31 +156,61 @@ def conversation_rows(record: ConversationRecord, ingested_at: str) -> Conversat
     return ConversationRows(conversation, items)
 
 
+STORE_CHUNK = 500
+"""Conversation ids looked up in one `SELECT ... IN (...)` (well under SQLite's variable limit)."""
+
+
 async def store_conversations(db: Database, batch: list[ConversationRows]) -> int:
-    """Store every conversation of `batch` in one transaction; how many were new."""
-    added = 0
+    """Store every conversation of `batch` in one transaction; how many were new.
+
+    A handful of statements per batch, not two per conversation (each statement is a hop to the
+    database thread and back): the ids already stored are looked up, the new conversations get
+    their `seq` in batch order (an id twice in the batch, or already stored, is stored once and
+    numbered once), then every conversation and every item is inserted with one `executemany`
+    each (INSERT OR IGNORE: what is stored already stays as it is)."""
     async with db.transaction() as connection:
         async with connection.execute("SELECT last FROM conversation_sequence") as cursor:
             row = await cursor.fetchone()
         last = int(row[0]) if row else 0
+        seen = await _stored_ids(connection, [rows.conversation[0] for rows in batch])
+        conversations: list[tuple[Any, ...]] = []
+        items: list[tuple[Any, ...]] = []
         for rows in batch:
-            cursor = await connection.execute(
+            conversation_id = rows.conversation[0]
+            if conversation_id not in seen:
+                seen.add(conversation_id)
+                last += 1
+                conversations.append((*rows.conversation, last))
+            items += rows.items
+        if conversations:
+            await connection.executemany(
                 f"INSERT OR IGNORE INTO conversations ({_CONVERSATION_COLUMNS}, ingested_at, seq) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*rows.conversation, last + 1),
+                conversations,
             )
-            if cursor.rowcount:
-                last += 1
-                added += 1
+        if items:
             await connection.executemany(
                 "INSERT OR IGNORE INTO audit_items "
                 "(id, conversation_id, position, kind, created_at, payload, inc, request) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows.items,
+                items,
             )
-        if added:
+        if conversations:
             await connection.execute("UPDATE conversation_sequence SET last = ?", (last,))
-    return added
+    return len(conversations)
+
+
+async def _stored_ids(connection: aiosqlite.Connection, conversation_ids: list[str]) -> set[str]:
+    """Which of `conversation_ids` are stored already."""
+    stored: set[str] = set()
+    for start in range(0, len(conversation_ids), STORE_CHUNK):
+        chunk = conversation_ids[start : start + STORE_CHUNK]
+        placeholders = ", ".join("?" * len(chunk))
+        async with connection.execute(
+            f"SELECT id FROM conversations WHERE id IN ({placeholders})", chunk
+        ) as cursor:
+            stored.update(row[0] for row in await cursor.fetchall())
+    return stored
 
 
 async def get_conversation(

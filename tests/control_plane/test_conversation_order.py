@@ -72,3 +72,28 @@ async def test_migration_numbers_existing_conversations_in_time_order(tmp_path: 
         assert await store.last_stored_seq(db) == 3
     finally:
         await db.close()
+
+
+async def test_a_batch_with_repeated_and_stored_conversations_numbers_each_new_one_once(
+    tmp_path: Path,
+) -> None:
+    """The batched store (one statement per kind of row, not per conversation): an id twice in a
+    batch, or stored by an earlier batch, is stored once with its items and takes one number."""
+    db = await open_database(tmp_path / "cp.sqlite3")
+    try:
+        earlier, again, fresh = rows(1, 2, 3)
+        assert await store.store_conversations(db, [earlier]) == 1
+        assert await store.store_conversations(db, [again, earlier, fresh, again]) == 2
+        listed = await store.list_conversations(db, limit=10)
+        assert [(c.id, c.seq) for c in listed] == [
+            (fresh.conversation[0], 3),
+            (again.conversation[0], 2),
+            (earlier.conversation[0], 1),
+        ]
+        assert await store.last_stored_seq(db) == 3
+        for stored in (earlier, again, fresh):
+            found = await store.get_conversation(db, stored.conversation[0])
+            assert found is not None
+            assert [item.id for item in found[1]] == [item[0] for item in stored.items]
+    finally:
+        await db.close()
