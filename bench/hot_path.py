@@ -34,7 +34,6 @@ import io
 import json
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,8 @@ if str(REPO) not in sys.path:  # run as `python bench/hot_path.py`
 
 import redis  # noqa: E402
 
+from bench.run import _port_range  # noqa: E402
+from bench.system import free_port, use_port_range  # noqa: E402
 from data_plane.app import DataPlaneApp, create_app  # noqa: E402
 from data_plane.settings import Settings  # noqa: E402
 from shared.content_hash import content_hash  # noqa: E402
@@ -66,18 +67,12 @@ READY_TIMEOUT_S = 30.0
 Scope = dict[str, Any]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _redis_server(workdir: Path) -> Any:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("bench.hot_path: redis-server is not installed: run `make install`")
-    port = _free_port()
+    port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen([*argv, "--dir", str(workdir)], stdout=subprocess.DEVNULL)
     try:
@@ -292,10 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         default=[1, 50],
         help="comma-separated requests in flight (default 1,50)",
     )
+    parser.add_argument(
+        "--ports", type=_port_range, help="take Redis's port from FIRST-LAST (default: any free port)"
+    )
     parser.add_argument("--data-dir", type=Path, help="the data plane's data dir (default: a temporary one)")
     parser.add_argument("--profile", choices=TARGETS, help="cProfile one round of this target instead")
     parser.add_argument("--top", type=int, default=30, help="profile entries shown (default 30)")
     args = parser.parse_args(argv)
+    if args.ports is not None:
+        use_port_range(*args.ports)
     if not HELLO_WASM.is_file():
         print(f"bench.hot_path: {HELLO_WASM} is missing: run `make -C examples`", file=sys.stderr)
         return 2
