@@ -117,6 +117,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 record_timeout_ms=settings.record_timeout_ms,
             )
             resources.push_async_callback(recorder.close)
+            await recorder.register_held_now(settings.record_timeout_ms / 1000)
             recorder.start()
             adoption = OutboxAdoption(
                 redis,
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 record_timeout_ms=settings.record_timeout_ms,
             )
             resources.push_async_callback(adoption.close)
-            adoption.start()
+            await adoption.start()
             capture = {
                 "max_request_bytes": settings.max_request_bytes,
                 "max_captured_body_bytes": settings.max_captured_body_bytes,

@@ -91,6 +91,18 @@ class ConversationRecorder:
         if self.outbox:
             self._start_drainer()
 
+    async def register_held_now(self, timeout_s: float) -> None:
+        """Register the ids of the records the outbox holds, within `timeout_s` (before serving:
+        a read of one of them is then answered "on its way", not 404); if Redis does not answer
+        in time, the drainer registers them once it does."""
+        if not self.outbox:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._register_held()
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("conversation outbox: the held ids are not registered yet (%r)", exc)
+
     async def record(self, record: ConversationRecord) -> None:
         done = asyncio.get_running_loop().create_future()
         self._waiting.append(((record.id, record.pack()), done))

@@ -19,6 +19,10 @@ Invariants:
 - Drained, the directory is removed, still under its lock. Scans run at start and every
   `SCAN_INTERVAL_S`; adoptions run one after the other, in the background (`close` leaves
   what is not written on disk, for the next start).
+- `start` claims (locks) the orphans there are and registers their records' ids as held
+  before it returns (within FFAAS_RECORD_TIMEOUT_MS; if Redis does not answer, the
+  drainer does it once Redis does), so a read of a run they hold, right after this worker
+  serves, is told the run is on its way, never 404.
 """
 
 from __future__ import annotations
@@ -79,28 +83,43 @@ class OutboxAdoption:
         self._stream_max_length = stream_max_length
         self._record_timeout_ms = record_timeout_ms
         self._task: asyncio.Task[None] | None = None
+        self._claimed: list[tuple[Path, ConversationRecorder]] = []
+        """Orphans locked and not drained yet, oldest claim first."""
         self._current: ConversationRecorder | None = None
         self.adopted = 0
         """Outbox directories drained and removed by this worker."""
 
     @property
     def held(self) -> int:
-        """Records of the outbox being adopted not written to Redis yet."""
-        return len(self._current.outbox) if self._current is not None else 0
+        """Records of the outboxes claimed or being adopted not written to Redis yet."""
+        current = len(self._current.outbox) if self._current is not None else 0
+        return current + sum(len(recorder.outbox) for _, recorder in self._claimed)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Claim the orphans there are and register their ids as held, then adopt in the background."""
+        try:
+            await self._claim_orphans()
+        except OSError as exc:
+            log.error("looking for outboxes left by other workers failed: %s", exc)
+        for _, recorder in self._claimed:
+            await recorder.register_held_now(self._record_timeout_ms / 1000)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ffaas-outbox-adoption")
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        while self._claimed:
+            _, recorder = self._claimed.pop()
+            await recorder.close(remove_if_empty=True)
 
     async def adopt_orphans(self) -> int:
         """One scan: drain and remove every orphaned outbox not locked; how many were."""
+        await self._claim_orphans()
         adopted = 0
-        for directory in orphaned_outboxes(self._data_dir, self._base_plane_id, self._worker_plane_ids):
-            adopted += await self._adopt(directory)
+        while self._claimed:
+            directory, recorder = self._claimed.pop(0)  # _adopt closes it, whatever happens
+            adopted += await self._adopt(directory, recorder)
         return adopted
 
     async def _run(self) -> None:
@@ -111,26 +130,34 @@ class OutboxAdoption:
                 log.error("looking for outboxes left by other workers failed: %s", exc)
             await asyncio.sleep(SCAN_INTERVAL_S)
 
-    async def _adopt(self, directory: Path) -> bool:
-        try:
-            outbox = await asyncio.to_thread(DiskOutbox, directory, max_bytes=self._max_bytes)
-        except OutboxLocked:
-            return False  # a live process drains it: its owner still stopping, or a sibling first
-        recorder = ConversationRecorder(
-            self._redis,
-            self._keys,
-            outbox,
-            plane_id=self._plane_id,
-            stream_max_length=self._stream_max_length,
-            record_timeout_ms=self._record_timeout_ms,
-        )
+    async def _claim_orphans(self) -> None:
+        """Lock every orphan not locked by a live process and not claimed here already."""
+        claimed = {directory for directory, _ in self._claimed}
+        for directory in orphaned_outboxes(self._data_dir, self._base_plane_id, self._worker_plane_ids):
+            if directory in claimed:
+                continue
+            try:
+                outbox = await asyncio.to_thread(DiskOutbox, directory, max_bytes=self._max_bytes)
+            except OutboxLocked:
+                continue  # a live process drains it: its owner still stopping, or a sibling first
+            recorder = ConversationRecorder(
+                self._redis,
+                self._keys,
+                outbox,
+                plane_id=self._plane_id,
+                stream_max_length=self._stream_max_length,
+                record_timeout_ms=self._record_timeout_ms,
+            )
+            self._claimed.append((directory, recorder))
+
+    async def _adopt(self, directory: Path, recorder: ConversationRecorder) -> bool:
         self._current = recorder
         log.info(
             "adopting the conversation outbox %s (plane %s, no worker of this data plane owns it): "
             "%d records to write to Redis",
             directory,
             unquote(directory.name),
-            len(outbox),
+            len(recorder.outbox),
         )
         drained = False
         try:

@@ -94,3 +94,36 @@ async def test_a_locked_outbox_is_left_alone_and_adopted_once_released(
         assert await adoption.adopt_orphans() == 0
     finally:
         sync_client.close()
+
+
+async def test_when_start_returns_every_adopted_run_is_held_or_on_the_stream(
+    tmp_path: Path, client: aioredis.Redis, redis_url: str, key_prefix: str
+) -> None:
+    """A worker serves once `start` returns: a read of a run an orphan holds must then find it
+    held (503 "on its way") or stored, never neither (404)."""
+    keys = Keys(key_prefix)
+    records = [(str(uuid.uuid4()), f"record {number}".encode()) for number in range(3)]
+    left = DiskOutbox(outbox_directory(tmp_path, f"{BASE}/2"), max_bytes=1 << 20)
+    await left.append(records)
+    await left.close()
+    adoption = OutboxAdoption(
+        client,
+        keys,
+        data_dir=tmp_path,
+        base_plane_id=BASE,
+        worker_plane_ids=worker_plane_ids(BASE, 2),
+        plane_id=f"{BASE}/1",
+        max_bytes=1 << 20,
+        stream_max_length=10_000,
+        record_timeout_ms=1000,
+    )
+    sync_client = redis.Redis.from_url(redis_url)
+    try:
+        await adoption.start()
+        streamed = {fields[STREAM_FIELD] for _, fields in sync_client.xrange(keys.conversations)}
+        for conversation_id, packed in records:
+            held = sync_client.get(keys.held_conversation(conversation_id))
+            assert held == f"{BASE}/1".encode() or packed in streamed, conversation_id
+    finally:
+        await adoption.close()
+        sync_client.close()
