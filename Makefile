@@ -55,10 +55,13 @@ $(VENV)/.installed: pyproject.toml
 examples: system-packages
 	$(MAKE) -s -C examples
 
+# The engine worker of runtime "v8" processors: isolated-vm (npm, pinned), built from source with
+# node-gyp against Debian's Node headers.  See engines/v8/Makefile.
 # ffaas-js, the JavaScript engine of runtime "wasm" processors: quickjs-ng's sources (PyPI sdist,
 # pinned) compiled with clang-19, pre-initialised with wizer (npm).  See engines/quickjs/Makefile.
 engines: system-packages node-deps python-deps
 	$(MAKE) -s -C engines/quickjs PIP="$(abspath $(BIN))/pip"
+	$(MAKE) -s -C engines/v8
 
 # The web console's scripts and styles (control_plane/console/frontend/), bundled with CodeMirror 6
 # (npm, pinned) by esbuild into build/console/, which the control plane serves at /ui/static/.

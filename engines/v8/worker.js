@@ -1,0 +1,193 @@
+// The engine worker of runtime "v8" processors: one Node.js process, supervised by the data plane
+// (data_plane/runtime/v8_engines.py), running processor code in isolated-vm isolates.
+//
+// Invariants:
+// - Every run gets a FRESH CONTEXT (its own global object) with the prelude evaluated in it: nothing
+//   a run leaves behind is visible to another run.  A context lives in an isolate the run holds
+//   alone until it ends (runs waiting on outbound requests included), so one run's memory or time
+//   never counts against another's; isolates are kept idle between runs and reused (an isolate costs
+//   ~1 ms to make, a context ~0.3 ms).
+// - Each isolate's heap (and the external memory of its ArrayBuffers) is capped at `memoryMiB`.
+//   Memory that escapes that cap (one huge allocation aborts V8, WebAssembly.Memory) is capped for
+//   the whole process by the supervisor's RLIMIT_DATA: the process may die, never the data plane.
+// - A run that has not settled at its deadline (a loop in a continuation, an endless microtask
+//   chain, a promise that never settles) gets its isolate disposed (isolates run on their own
+//   threads, so this main thread is always free to do it) and is answered `timed_out`.  An
+//   isolate that was disposed or hit its memory limit is never reused.
+// - Compiled code is kept per isolate, keyed by the source's hash: a script compiled in an isolate
+//   can run in any of its contexts.
+//
+// Protocol: newline-delimited JSON on stdin (from the data plane) and stdout (to it).
+//   in:  {"t":"run","id":N,"hash":H,"src":S,"req":JSON,"pre":bool,"timeout":ms}
+//        {"t":"answer","id":N,"ticket":K,"json":JSON}       the answer to a dispatch
+//        {"t":"cancel","id":N}                               the data plane gave up on the run
+//   out: {"t":"ready","pid":P}                               once, at start
+//        {"t":"log","id":N,"text":T}                         as the run logs (in call order with dispatches)
+//        {"t":"dispatch","id":N,"ticket":K,"json":JSON}      an outbound request
+//        {"t":"done","id":N,"result":JSON}                   what __ffaas_run produced
+//        {"t":"fail","id":N,"kind":K,"message":M,"stack":S}  kind: syntax_error|threw|out_of_memory|timed_out|engine
+// Arguments: worker.js <prelude.js path> <memory MiB> [idle isolates kept]
+"use strict";
+
+const fs = require("fs");
+const readline = require("readline");
+const ivm = require("isolated-vm");
+
+const [preludePath, memoryArg, idleArg] = process.argv.slice(2);
+const PRELUDE = fs.readFileSync(preludePath, "utf8");
+const MEMORY_MIB = Math.max(8, Number(memoryArg) || 128); // isolated-vm's minimum is 8 MB
+const IDLE_KEPT = Number(idleArg) || 4;
+const SCRIPTS_KEPT = 64; // compiled processors kept per isolate
+
+const send = (message) => process.stdout.write(JSON.stringify(message) + "\n");
+
+class Slot {
+  // One isolate and the code compiled in it.
+  constructor() {
+    this.isolate = new ivm.Isolate({ memoryLimit: MEMORY_MIB });
+    this.prelude = this.isolate.compileScriptSync(PRELUDE, { filename: "ffaas-prelude.js" });
+    this.scripts = new Map();
+  }
+
+  async compiled(hash, source) {
+    let script = this.scripts.get(hash);
+    if (script === undefined) {
+      script = await this.isolate.compileScript(source, { filename: "processor.js" });
+      if (this.scripts.size >= SCRIPTS_KEPT) this.scripts.delete(this.scripts.keys().next().value);
+      this.scripts.set(hash, script);
+    }
+    return script;
+  }
+
+  usable() {
+    return !this.isolate.isDisposed;
+  }
+
+  dispose() {
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+  }
+}
+
+const idle = [];
+const runs = new Map(); // id -> Run
+
+class Run {
+  constructor(message) {
+    this.id = message.id;
+    this.message = message;
+    this.nextTicket = 0;
+    this.pending = new Map(); // ticket -> resolve
+    this.over = false;
+    this.expired = false;
+  }
+
+  log(text) {
+    if (!this.over) send({ t: "log", id: this.id, text: String(text) });
+  }
+
+  dispatch(json) {
+    if (this.over) return Promise.resolve(JSON.stringify({ error: "the run ended before the answer came" }));
+    const ticket = this.nextTicket++;
+    send({ t: "dispatch", id: this.id, ticket, json: String(json) });
+    return new Promise((resolve) => this.pending.set(ticket, resolve));
+  }
+
+  answer(ticket, json) {
+    const resolve = this.pending.get(ticket);
+    this.pending.delete(ticket);
+    if (resolve !== undefined) resolve(json);
+  }
+
+  async execute() {
+    const { hash, src, req, pre, timeout } = this.message;
+    const slot = idle.pop() || new Slot();
+    this.slot = slot;
+    const timer = setTimeout(() => {
+      this.expired = true;
+      slot.dispose();
+    }, timeout);
+    let context;
+    try {
+      context = await slot.isolate.createContext();
+      const global = context.global;
+      await global.set("__ffaas_log", new ivm.Callback((text) => this.log(text), { ignored: true }));
+      await global.set("__ffaas_dispatch", new ivm.Callback((json) => this.dispatch(json), { async: true }));
+      await slot.prelude.run(context, { timeout });
+      let script;
+      try {
+        script = await slot.compiled(hash, src);
+      } catch (error) {
+        if (error && error.name === "SyntaxError") return this.fail("syntax_error", error);
+        throw error;
+      }
+      await script.run(context, { timeout });
+      const entry = await global.get("__ffaas_run", { reference: true });
+      const result = await entry.apply(undefined, [new ivm.ExternalCopy(JSON.parse(req)).copyInto(), !!pre], {
+        timeout,
+        result: { promise: true, copy: true },
+      });
+      if (this.expired) return this.fail("timed_out", null);
+      send({ t: "done", id: this.id, result: typeof result === "string" ? result : null });
+    } catch (error) {
+      if (this.expired) return this.fail("timed_out", null);
+      const message = error && typeof error.message === "string" ? error.message : String(error);
+      if (/memory limit/.test(message) || slot.isolate.isDisposed) return this.fail("out_of_memory", error);
+      if (/Script execution timed out/.test(message)) return this.fail("timed_out", null);
+      this.fail("threw", error);
+    } finally {
+      clearTimeout(timer);
+      this.over = true;
+      for (const resolve of this.pending.values()) resolve(JSON.stringify({ error: "the run ended" }));
+      runs.delete(this.id);
+      if (context !== undefined && slot.usable()) context.release();
+      if (slot.usable() && idle.length < IDLE_KEPT) idle.push(slot);
+      else slot.dispose();
+    }
+  }
+
+  cancel() {
+    this.expired = true;
+    if (this.slot !== undefined) this.slot.dispose();
+  }
+
+  fail(kind, error) {
+    const message = error ? errorLine(error) : "";
+    const stack = error && typeof error.stack === "string" ? trimStack(error.stack) : "";
+    send({ t: "fail", id: this.id, kind, message, stack });
+  }
+}
+
+function errorLine(error) {
+  const name = typeof error.name === "string" ? error.name : "Error";
+  const message = typeof error.message === "string" ? error.message : String(error);
+  // isolated-vm appends the location of a compile error: "Unexpected token ';' [processor.js:1:18]".
+  return `${name}: ${message}`;
+}
+
+function trimStack(stack) {
+  // Frames below the isolate's boundary are this worker's, not the processor's.
+  const cut = stack.indexOf("\n    at (<isolated-vm boundary>)");
+  return cut < 0 ? stack : stack.slice(0, cut);
+}
+
+const input = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+input.on("line", (line) => {
+  const message = JSON.parse(line);
+  if (message.t === "run") {
+    const run = new Run(message);
+    runs.set(message.id, run);
+    run.execute();
+  } else if (message.t === "answer") {
+    const run = runs.get(message.id);
+    if (run !== undefined) run.answer(message.ticket, message.json);
+  } else if (message.t === "cancel") {
+    const run = runs.get(message.id);
+    if (run !== undefined) run.cancel();
+  }
+});
+// The data plane closed our stdin: it is gone or stopping us; nothing may outlive it.
+input.on("close", () => process.exit(0));
+
+// Keep a few isolates ready so the first runs do not pay for making them.
+for (let i = 0; i < Math.min(IDLE_KEPT, 2); i++) idle.push(new Slot());
+send({ t: "ready", pid: process.pid });
