@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from data_plane.audit import ConversationRecorder
 from data_plane.dispatch import EndpointDispatcher
-from data_plane.executors import js_v8
 from data_plane.executors.js import Evaluator, JsExecutor
 from data_plane.executors.js_v8 import V8Evaluator
 from data_plane.executors.js_wasm import WasmEvaluator
@@ -44,7 +44,7 @@ from data_plane.runtime.fresh_runs import FreshRunLimit
 from data_plane.runtime.inline_runs import InlineRuns
 from data_plane.runtime.module_cache import ModuleCache
 from data_plane.runtime.quickjs_wasm import EngineLoader
-from data_plane.runtime.v8 import V8Runtime
+from data_plane.runtime.v8_engines import EngineSettings, EngineUnavailable, V8Engines
 from data_plane.runtime.wasm import RunLimits, WasmRuntime
 from data_plane.settings import Settings
 from data_plane.sync import RouteSync
@@ -53,6 +53,7 @@ from shared.keys import Keys
 from shared.openapi import json_answer, operation, ref
 from shared.redis import connect
 
+log = logging.getLogger("ffaas.data_plane")
 STATUS_PING_TIMEOUT_S = 1.0
 FRESH_RUN_AGE_S = 0.005
 """JS-in-wasm runs admitted at once: one per usable core, counting only runs younger than this."""
@@ -92,13 +93,20 @@ def create_app(settings: Settings) -> DataPlaneApp:
             sync = RouteSync(redis, keys, registry, cache, settings.plane_id)
             resources.push_async_callback(sync.stop)
             await sync.start()
-            v8 = V8Runtime(
-                warm_contexts=settings.v8_warm_contexts,
-                max_heap_bytes=settings.max_memory_bytes,
-                prepare=js_v8.preparation(),
+            v8 = V8Engines(
+                EngineSettings(
+                    engines=settings.v8_engines,
+                    max_runs=settings.v8_runs,
+                    max_memory_bytes=settings.max_memory_bytes,
+                    restart_after=settings.v8_engine_restart_runs,
+                )
             )
             resources.push_async_callback(v8.close)
-            await v8.start()
+            if "v8" in registry.processor_runtimes():  # else on first use, as for wasm
+                try:
+                    await v8.start()
+                except EngineUnavailable as exc:  # runs on V8 answer why; the rest is served
+                    log.error("%s", exc)
             if "wasm" in registry.processor_runtimes():
                 quickjs.start()  # else on first use: a data plane without wasm processors never pays
             outbound = OutboundHttp(
@@ -145,7 +153,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
             wasm = WasmEvaluator(
                 quickjs, pool, fresh_runs, inline, **limits, max_runs=settings.wasm_processor_runs
             )
-            runtimes: dict[str, Evaluator] = {"v8": V8Evaluator(v8, **limits), "wasm": wasm}
+            on_v8 = V8Evaluator(v8, **limits, max_runs=settings.v8_runs, max_queued=settings.v8_queue)
+            runtimes: dict[str, Evaluator] = {"v8": on_v8, "wasm": wasm}
             outbound_limits = OutboundLimits(
                 max_requests=settings.max_outbound_requests,
                 max_in_flight_per_run=settings.max_outbound_in_flight_per_run,
@@ -174,6 +183,8 @@ def create_app(settings: Settings) -> DataPlaneApp:
             app.state.sync = sync
             app.state.outbound_limits = outbound_limits
             app.state.wasm_processors = wasm
+            app.state.v8_processors = on_v8
+            app.state.v8_engines = v8
             yield
 
     @operation(
@@ -225,6 +236,11 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 "outbound_refused": request.app.state.outbound_limits.refused,
                 "wasm_processor_runs": request.app.state.wasm_processors.runs,
                 "wasm_processor_queue": request.app.state.wasm_processors.queued,
+                "v8_processor_runs": request.app.state.v8_processors.slots.runs,
+                "v8_processor_queue": request.app.state.v8_processors.slots.queued,
+                "v8_engine_pids": request.app.state.v8_engines.pids,
+                "v8_engines_respawned": request.app.state.v8_engines.respawned,
+                "v8_engines_restarted": request.app.state.v8_engines.restarted,
             }
         )
 

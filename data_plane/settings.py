@@ -53,7 +53,14 @@ class Settings:
     wasm_processor_runs: int = 64
     inline_budget_ms: int = 5
     module_cache_grace_s: int = 3600
-    v8_warm_contexts: int = 4
+    v8_runs: int = 32
+    """V8 processor runs in flight at once in this worker process (each holds an isolate)."""
+    v8_queue: int = 64
+    """V8 processor runs that may wait for one of `v8_runs`, each until its deadline."""
+    v8_engines: int = 1
+    """V8 engine worker processes (Node.js) of this data plane worker process."""
+    v8_engine_restart_runs: int = 100_000
+    """An engine worker is drained and replaced after this many runs."""
     js_engine_wasm: Path = BUILT_JS_ENGINE
     log_level: str = "info"
     admin_token: str = field(default="", repr=False)  # never in a logged repr
@@ -88,6 +95,11 @@ class Settings:
         """Every FFAAS_* variable of the data plane (README "Settings"); a bad value raises SettingError."""
         port = env_int(environ, "FFAAS_DATA_PLANE_PORT", cls.port, minimum=0)
         plane_id = env_str(environ, "FFAAS_PLANE_ID", f"{socket.gethostname()}:{port}")
+        if environ.get("FFAAS_V8_WARM_CONTEXTS", "").strip():
+            raise SettingError(
+                "FFAAS_V8_WARM_CONTEXTS is no longer read: V8 runs in engine worker processes that keep "
+                "their isolates; set FFAAS_V8_RUNS, FFAAS_V8_QUEUE and FFAAS_V8_ENGINES instead; remove it"
+            )
         if environ.get("FFAAS_OUTBOX_MAX_RECORDS", "").strip():
             raise SettingError(
                 "FFAAS_OUTBOX_MAX_RECORDS is no longer read: the outbox is on disk and bounded in bytes "
@@ -141,7 +153,12 @@ class Settings:
             ),
             inline_budget_ms=env_int(environ, "FFAAS_INLINE_BUDGET_MS", cls.inline_budget_ms),
             module_cache_grace_s=env_int(environ, "FFAAS_MODULE_CACHE_GRACE_S", cls.module_cache_grace_s),
-            v8_warm_contexts=env_int(environ, "FFAAS_V8_WARM_CONTEXTS", cls.v8_warm_contexts, minimum=1),
+            v8_runs=env_int(environ, "FFAAS_V8_RUNS", cls.v8_runs, minimum=1),
+            v8_queue=env_int(environ, "FFAAS_V8_QUEUE", cls.v8_queue),
+            v8_engines=env_int(environ, "FFAAS_V8_ENGINES", cls.v8_engines, minimum=1),
+            v8_engine_restart_runs=env_int(
+                environ, "FFAAS_V8_ENGINE_RESTART_RUNS", cls.v8_engine_restart_runs, minimum=1
+            ),
             js_engine_wasm=Path(env_str(environ, "FFAAS_JS_ENGINE_WASM", str(cls.js_engine_wasm))),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
             admin_token=env_str(environ, "FFAAS_ADMIN_TOKEN", cls.admin_token),

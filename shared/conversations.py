@@ -54,6 +54,7 @@ class RunOutcome(StrEnum):
     THREW = "threw"
     NEVER_SETTLED = "never_settled"
     ENGINE_ERROR = "engine_error"
+    ENGINE_FAILED = "engine_failed"
     RUNTIME_UNAVAILABLE = "runtime_unavailable"
     UNSUPPORTED_RUNTIME = "unsupported_runtime"
     OVERLOADED = "overloaded"
@@ -83,6 +84,10 @@ _DESCRIPTIONS: dict[RunOutcome, str] = {
     RunOutcome.THREW: "the processor threw or its promise was rejected (500; the stack is in `error_detail`)",
     RunOutcome.NEVER_SETTLED: "the processor's promise can never settle (`wasm` runtime; 500)",
     RunOutcome.ENGINE_ERROR: "the JavaScript engine failed under the run (500)",
+    RunOutcome.ENGINE_FAILED: (
+        "the V8 engine worker process running the run died (say, V8 aborted on one huge allocation); "
+        "it is replaced at once (500)"
+    ),
     RunOutcome.RUNTIME_UNAVAILABLE: "the processor's runtime could not be started (500)",
     RunOutcome.UNSUPPORTED_RUNTIME: "the processor names a runtime this data plane lacks (500)",
     RunOutcome.OVERLOADED: (
