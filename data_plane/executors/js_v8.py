@@ -99,12 +99,7 @@ class V8Evaluator:
         except EngineUnavailable as exc:
             raise js_failure.engine_failed(str(exc), "", RunOutcome.RUNTIME_UNAVAILABLE) from None
         except EngineGone as exc:
-            limits = (
-                f"runs are limited to {_mib(self._max_memory_bytes)} (FFAAS_MAX_MEMORY_BYTES) and "
-                f"{self._timeout_ms} ms (FFAAS_RUN_TIMEOUT_MS)"
-            )
-            reason = f"the JavaScript engine failed while the run was in it: {exc}; {limits}"
-            raise js_failure.engine_failed(reason, str(exc), RunOutcome.ENGINE_FAILED) from None
+            raise self._engine_failed(exc) from None
 
     def _dispatch(
         self, run: EngineRun, host: RunHost, sent: dict[int, asyncio.Future[str]], ticket: int, request: str
@@ -133,6 +128,17 @@ class V8Evaluator:
             case "threw":
                 return js_failure.threw(line, detail)
         return js_failure.engine_failed(f"the JavaScript engine failed: {line}", detail)
+
+    def _engine_failed(self, gone: EngineGone) -> JsFailure:
+        """A run whose worker died: it may not have been this run's doing, so the message says what
+        happened and the limits every run is held to."""
+        limit = f"{_mib(self._max_memory_bytes)} (FFAAS_MAX_MEMORY_BYTES)"
+        if gone.out_of_memory:
+            why = f"a run in it reached its memory limit of {limit} in one allocation V8 cannot survive"
+        else:
+            why = f"runs are limited to {limit} and {self._timeout_ms} ms (FFAAS_RUN_TIMEOUT_MS)"
+        reason = f"the JavaScript engine failed while the run was in it: {gone}; {why}; it was restarted"
+        return js_failure.engine_failed(reason, str(gone), RunOutcome.ENGINE_FAILED)
 
     def _overloaded(self, why: str) -> JsFailure:
         message = (

@@ -40,12 +40,14 @@ PRELUDE = ROOT / "data_plane" / "executors" / "js_prelude.js"
 MIB = 1 << 20
 MIN_ISOLATE_MIB = 8
 """isolated-vm's smallest isolate memory limit: a smaller FFAAS_MAX_MEMORY_BYTES is raised to it."""
-BASE_DATA_BYTES = 512 * MIB
-"""What a worker needs besides its runs' isolates (Node, isolated-vm, idle isolates, code)."""
+BASE_DATA_BYTES = 256 * MIB
+"""What a worker needs besides its runs' isolates: Node, isolated-vm, idle isolates and compiled code
+(a started worker's data segment is ~57 MB)."""
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 2.0
 LINE_LIMIT = 1 << 30
 STDERR_KEPT = 4096
+OUT_OF_MEMORY_SIGNS = (b"is_heap_oom = 1", b"out of memory", b"Out of memory", b"allocation failed")
 
 
 class EngineUnavailable(Exception):
@@ -54,6 +56,10 @@ class EngineUnavailable(Exception):
 
 class EngineGone(Exception):
     """The worker running the run died: the message says how (exit status, last stderr lines)."""
+
+    def __init__(self, how: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(how)
+        self.out_of_memory = out_of_memory
 
 
 def isolate_limit_bytes(max_memory_bytes: int) -> int:
@@ -145,8 +151,16 @@ class EngineProcess:
             how = f"its process was killed by {signal.Signals(-code).name}"
         else:
             how = f"its process exited with status {code}"
+        if self.out_of_memory:
+            return how + " (V8 ran out of memory and aborted the process)"
         last = self._stderr.decode(errors="replace").strip().splitlines()[-3:]
         return how + (f" ({' | '.join(line.strip() for line in last)})" if last else "")
+
+    @property
+    def out_of_memory(self) -> bool:
+        """V8 aborted the process for want of memory: an isolate at its limit it could not stop in
+        time (one huge allocation), or the process at its RLIMIT_DATA."""
+        return any(sign in self._stderr for sign in OUT_OF_MEMORY_SIGNS)
 
     async def _read(self, stdout: asyncio.StreamReader) -> None:
         try:
@@ -171,7 +185,7 @@ class EngineProcess:
         if self.ended.is_set():
             return
         self.ended.set()
-        gone = EngineGone(self.how_it_ended())
+        gone = EngineGone(self.how_it_ended(), out_of_memory=self.out_of_memory)
         for run in self.runs.values():
             run.messages.put_nowait(gone)
 

@@ -49,7 +49,7 @@ const BOOT = `(() => {
 })();
 `;
 
-const OUT_OF_MEMORY = /allocation failed|could not allocate|Invalid string length|out of memory/i;
+const OUT_OF_MEMORY = /allocation failed|could not allocate|out of memory/i;
 
 const send = (message) => process.stdout.write(JSON.stringify(message) + "\n");
 
@@ -98,6 +98,7 @@ class Run {
     this.pending = new Map(); // ticket -> resolve
     this.over = false;
     this.expired = false;
+    this.succeeded = false;
   }
 
   log(text) {
@@ -150,12 +151,13 @@ class Run {
         result: { promise: true, copy: true },
       });
       if (this.expired) return this.fail("timed_out", null);
+      this.succeeded = true;
       send({ t: "done", id: this.id, result: typeof result === "string" ? result : null });
     } catch (error) {
       if (this.expired) return this.fail("timed_out", null);
       const message = error && typeof error.message === "string" ? error.message : String(error);
       if (/memory limit/.test(message) || slot.isolate.isDisposed) return this.fail("out_of_memory", error);
-      // Allocations V8 refused (typed arrays, ArrayBuffers and strings past what the heap allows).
+      // Allocations V8 refused: typed arrays, ArrayBuffers, WebAssembly memories past the limits.
       if (error && error.name === "RangeError" && OUT_OF_MEMORY.test(message)) {
         return this.fail("out_of_memory", error);
       }
@@ -169,7 +171,9 @@ class Run {
       // Unreleased references would keep the context alive in the isolate (and fill it up).
       if (entry !== undefined) entry.release();
       if (context !== undefined && slot.usable()) context.release();
-      if (slot.usable() && idle.length < IDLE_KEPT && !slot.full()) idle.push(slot);
+      // A run that failed may have left memory the isolate's limit does not count (WebAssembly
+      // memories): its isolate goes, with all it held.
+      if (this.succeeded && slot.usable() && idle.length < IDLE_KEPT && !slot.full()) idle.push(slot);
       else slot.dispose();
     }
   }
