@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> DataPlaneApp:
                     max_runs=settings.v8_runs,
                     max_memory_bytes=settings.max_memory_bytes,
                     restart_after=settings.v8_engine_restart_runs,
+                    worker=settings.v8_engine_worker,
                 )
             )
             resources.push_async_callback(v8.close)

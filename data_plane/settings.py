@@ -13,6 +13,7 @@ from data_plane.outbox import outbox_directory
 from shared.settings import SettingError, env_int, env_str
 
 MIB = 1 << 20
+BUILT_V8_WORKER = Path(__file__).resolve().parent.parent / "engines" / "v8" / "worker.js"
 BUILT_JS_ENGINE = Path(__file__).resolve().parent.parent / "build" / "quickjs" / "ffaas-js.wizer.wasm"
 
 
@@ -62,6 +63,7 @@ class Settings:
     v8_engine_restart_runs: int = 100_000
     """An engine worker is drained and replaced after this many runs."""
     js_engine_wasm: Path = BUILT_JS_ENGINE
+    v8_engine_worker: Path = BUILT_V8_WORKER
     log_level: str = "info"
     admin_token: str = field(default="", repr=False)  # never in a logged repr
     """Shared with the control plane: `POST /replay` needs the replay token derived from it."""
@@ -160,6 +162,7 @@ class Settings:
                 environ, "FFAAS_V8_ENGINE_RESTART_RUNS", cls.v8_engine_restart_runs, minimum=1
             ),
             js_engine_wasm=Path(env_str(environ, "FFAAS_JS_ENGINE_WASM", str(cls.js_engine_wasm))),
+            v8_engine_worker=Path(env_str(environ, "FFAAS_V8_ENGINE_WORKER", str(cls.v8_engine_worker))),
             log_level=env_str(environ, "FFAAS_LOG_LEVEL", cls.log_level),
             admin_token=env_str(environ, "FFAAS_ADMIN_TOKEN", cls.admin_token),
             max_replay_bytes=env_int(environ, "FFAAS_MAX_REPLAY_BYTES", cls.max_replay_bytes, minimum=1024),

@@ -91,8 +91,8 @@ _DESCRIPTIONS: dict[RunOutcome, str] = {
     RunOutcome.RUNTIME_UNAVAILABLE: "the processor's runtime could not be started (500)",
     RunOutcome.UNSUPPORTED_RUNTIME: "the processor names a runtime this data plane lacks (500)",
     RunOutcome.OVERLOADED: (
-        "a bounded queue was full: every `wasm` processor run slot was busy and as many runs queued "
-        "(`FFAAS_WASM_PROCESSOR_RUNS`; 503 with `Retry-After`)"
+        "a bounded queue was full: every processor run slot of its runtime was busy and its queue full "
+        "(`FFAAS_WASM_PROCESSOR_RUNS`; `FFAAS_V8_RUNS`, `FFAAS_V8_QUEUE`; 503 with `Retry-After`)"
     ),
     RunOutcome.LOOP_DETECTED: (
         "the run is part of a loop between processors: its request arrived with more `FH-Hops` than "

@@ -34,9 +34,9 @@ from typing import Any
 
 log = logging.getLogger("ffaas.v8")
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-WORKER = ROOT / "engines" / "v8" / "worker.js"
-PRELUDE = ROOT / "data_plane" / "executors" / "js_prelude.js"
+BUILT_WORKER = Path(__file__).resolve().parent.parent.parent / "engines" / "v8" / "worker.js"
+"""worker.js in a checkout, next to the node_modules `make install` built (FFAAS_V8_ENGINE_WORKER)."""
+PRELUDE = Path(__file__).resolve().parent.parent / "executors" / "js_prelude.js"
 MIB = 1 << 20
 MIN_ISOLATE_MIB = 8
 """isolated-vm's smallest isolate memory limit: a smaller FFAAS_MAX_MEMORY_BYTES is raised to it."""
@@ -74,8 +74,8 @@ class EngineSettings:
     """Runs in flight at once (the supervisor's caller caps them): sizes each worker's memory cap."""
     max_memory_bytes: int
     restart_after: int
+    worker: Path = BUILT_WORKER
     node: str = "node"
-    worker: Path = WORKER
 
     @property
     def runs_per_engine(self) -> int:
@@ -297,6 +297,11 @@ class V8Engines:
 
     async def _spawn(self) -> EngineProcess:
         settings = self.settings
+        if not settings.worker.is_file():
+            raise EngineUnavailable(
+                f"the V8 engine worker {settings.worker} does not exist (FFAAS_V8_ENGINE_WORKER): "
+                "build it with make install"
+            )
         command = [
             "prlimit",
             f"--data={settings.data_limit_bytes}",

@@ -74,6 +74,10 @@ GUEST_LIMITS = {
     "FFAAS_WASM_PROCESSOR_RUNS": ("wasm_processor_runs", 64),
     "FFAAS_INLINE_BUDGET_MS": ("inline_budget_ms", 5),
     "FFAAS_MODULE_CACHE_GRACE_S": ("module_cache_grace_s", 3600),
+    "FFAAS_V8_RUNS": ("v8_runs", 32),
+    "FFAAS_V8_QUEUE": ("v8_queue", 64),
+    "FFAAS_V8_ENGINES": ("v8_engines", 1),
+    "FFAAS_V8_ENGINE_RESTART_RUNS": ("v8_engine_restart_runs", 100_000),
 }
 
 
@@ -94,7 +98,14 @@ def test_a_malformed_guest_limit_fails_naming_its_variable(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["FFAAS_MAX_OUTBOUND_IN_FLIGHT_PER_RUN", "FFAAS_MAX_OUTBOUND_IN_FLIGHT", "FFAAS_WASM_PROCESSOR_RUNS"],
+    [
+        "FFAAS_MAX_OUTBOUND_IN_FLIGHT_PER_RUN",
+        "FFAAS_MAX_OUTBOUND_IN_FLIGHT",
+        "FFAAS_WASM_PROCESSOR_RUNS",
+        "FFAAS_V8_RUNS",
+        "FFAAS_V8_ENGINES",
+        "FFAAS_V8_ENGINE_RESTART_RUNS",
+    ],
 )
 def test_bounds_that_would_stop_every_run_must_be_at_least_one(name: str) -> None:
     with pytest.raises(SettingError, match=f"{name} must be at least 1"):
@@ -114,3 +125,13 @@ def test_the_plane_id_given_stays_the_base_of_every_workers_id() -> None:
     assert (parsed.plane_id, parsed.base_plane_id) == ("edge-1", "edge-1")
     assert parsed.worker_plane_ids == ("edge-1/0", "edge-1/1")
     assert parsed.for_worker(1).for_worker(0).plane_id == "edge-1/0"
+
+
+def test_the_removed_v8_warm_contexts_setting_stops_the_start_saying_what_replaces_it() -> None:
+    with pytest.raises(SettingError, match="FFAAS_V8_WARM_CONTEXTS is no longer read.*FFAAS_V8_RUNS"):
+        Settings.from_environ({"FFAAS_V8_WARM_CONTEXTS": "4"})
+
+
+def test_the_v8_engine_worker_path_is_read() -> None:
+    assert str(Settings.from_environ({"FFAAS_V8_ENGINE_WORKER": "/opt/w.js"}).v8_engine_worker) == "/opt/w.js"
+    assert Settings.from_environ({}).v8_engine_worker.name == "worker.js"

@@ -296,3 +296,28 @@ def test_an_engine_worker_is_replaced_after_its_runs_without_losing_one(
     assert [(r.status_code, r.text) for r in answers] == [(200, "fine")] * 4
     assert [(r.status_code, r.text) for r in first] == [(200, "done")]
     assert status["v8_engines_restarted"] >= 1 and old not in status["v8_engine_pids"]
+
+
+def test_the_engine_workers_end_with_the_data_plane(publisher: Publisher, contained: Settings) -> None:
+    fine = publisher.processor("function main(r) { return 'fine'; }", runtime="v8")
+    with TestClient(create_app(contained)) as client:  # a V8 processor exists: started with the plane
+        pids = engine_pids(client)
+        assert len(pids) == V8_ENGINES
+        assert client.get(f"/processor/{fine}/run").text == "fine"
+    assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+
+
+def test_a_missing_engine_worker_is_a_500_saying_how_to_build_it(
+    publisher: Publisher, contained: Settings, tmp_path: Path
+) -> None:
+    on_v8 = publisher.processor("function main(r) { return 'x'; }", runtime="v8")
+    in_wasm = publisher.processor("function main(r) { return 'wasm works'; }", runtime="wasm")
+    missing = tmp_path / "no-worker.js"
+    with TestClient(create_app(replace(contained, v8_engine_worker=missing))) as client:
+        response = client.get(f"/processor/{on_v8}/run")
+        unaffected = client.get(f"/processor/{in_wasm}/run")
+    assert response.status_code == 500
+    message = response.json()["message"]
+    assert str(missing) in message and "FFAAS_V8_ENGINE_WORKER" in message and "make install" in message
+    assert record_of(publisher, response.headers["fh-conversation-id"]).outcome == "runtime_unavailable"
+    assert unaffected.text == "wasm works"
