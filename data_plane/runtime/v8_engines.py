@@ -310,7 +310,7 @@ class V8Engines:
             str(settings.worker),
             str(PRELUDE),
             str(isolate_limit_bytes(settings.max_memory_bytes) // MIB),
-            str(min(settings.runs_per_engine, 8)),
+            str(settings.runs_per_engine),  # isolates kept idle: as many as may be busy at once
         ]
         try:
             process = await asyncio.create_subprocess_exec(
