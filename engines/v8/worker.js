@@ -51,6 +51,16 @@ const BOOT = `(() => {
 
 const OUT_OF_MEMORY = /allocation failed|could not allocate|out of memory/i;
 
+// Appended to the processor's code (after it, so its line numbers are its own): the run's call, with
+// the request the worker put in the context.
+const CALL = `
+;(() => {
+  const [request, withPrelude] = globalThis.__ffaas_request;
+  delete globalThis.__ffaas_request;
+  return __ffaas_run(request, withPrelude);
+})();
+`;
+
 const send = (message) => process.stdout.write(JSON.stringify(message) + "\n");
 
 class Slot {
@@ -59,12 +69,13 @@ class Slot {
     this.isolate = new ivm.Isolate({ memoryLimit: MEMORY_MIB });
     this.prelude = this.isolate.compileScriptSync(BOOT + PRELUDE, { filename: "ffaas-prelude.js" });
     this.scripts = new Map();
+    this.runs = 0;
   }
 
   async compiled(hash, source) {
     let script = this.scripts.get(hash);
     if (script === undefined) {
-      script = await this.isolate.compileScript(source, { filename: "processor.js" });
+      script = await this.isolate.compileScript(source + CALL, { filename: "processor.js" });
       if (this.scripts.size >= SCRIPTS_KEPT) this.scripts.delete(this.scripts.keys().next().value);
       this.scripts.set(hash, script);
     }
@@ -73,7 +84,9 @@ class Slot {
 
   full() {
     // What runs left behind that the GC has not reclaimed yet counts against the limit: an isolate
-    // past half of it is retired rather than risk an innocent run meeting the limit.
+    // past half of it is retired rather than risk an innocent run meeting the limit (checked every
+    // few runs: it costs as much as a small run).
+    if (++this.runs % 8 !== 0) return false;
     const heap = this.isolate.getHeapStatisticsSync();
     return heap.used_heap_size + heap.externally_allocated_size > (MEMORY_MIB << 20) / 2;
   }
@@ -127,7 +140,6 @@ class Run {
       slot.dispose();
     }, timeout);
     let context;
-    let entry;
     try {
       // Setting up the context runs only our code: synchronously (it is ~0.3 ms).  The processor's
       // code runs asynchronously, on the isolate's thread, so this thread stays free.
@@ -143,13 +155,9 @@ class Run {
         if (error && error.name === "SyntaxError") return this.fail("syntax_error", error);
         throw error;
       }
-      await script.run(context, { timeout });
-      entry = global.getSync("__ffaas_run", { reference: true });
-      const request = new ivm.ExternalCopy(JSON.parse(req)).copyInto({ release: true });
-      const result = await entry.apply(undefined, [request, !!pre], {
-        timeout,
-        result: { promise: true, copy: true },
-      });
+      global.setSync("__ffaas_request", new ivm.ExternalCopy([JSON.parse(req), !!pre]).copyInto({ release: true }));
+      // One trip to the isolate's thread: the processor's code, then its call (see CALL).
+      const result = await script.run(context, { timeout, promise: true, copy: true });
       if (this.expired) return this.fail("timed_out", null);
       this.succeeded = true;
       send({ t: "done", id: this.id, result: typeof result === "string" ? result : null });
@@ -168,8 +176,6 @@ class Run {
       this.over = true;
       for (const resolve of this.pending.values()) resolve(JSON.stringify({ error: "the run ended" }));
       runs.delete(this.id);
-      // Unreleased references would keep the context alive in the isolate (and fill it up).
-      if (entry !== undefined) entry.release();
       if (context !== undefined && slot.usable()) context.release();
       // A run that failed may have left memory the isolate's limit does not count (WebAssembly
       // memories): its isolate goes, with all it held.

@@ -39,7 +39,7 @@ V8_ENGINES = 2
 @dataclass(frozen=True)
 class Expected:
     status: int
-    outcome: str
+    outcome: str | tuple[str, ...]  # one of these
     says: str  # in the JSON error's message
 
 
@@ -48,6 +48,8 @@ TIMEOUT = Expected(504, "timed_out", f"run exceeded {TIMEOUT_MS} ms (FFAAS_RUN_T
 # V8 aborts its process on an allocation that takes its heap far past the limit at once, whatever
 # the limit: the engine worker dies and is replaced, and the run is answered saying so, naming the limit.
 ABORTED = Expected(500, "engine_failed", "memory limit of 32.0 MiB (FFAAS_MAX_MEMORY_BYTES)")
+# A string of 16 MiB made at once in a heap of 32: V8 stops it at the limit or aborts, as it happens.
+OOM_OR_ABORTED = Expected(500, ("out_of_memory", "engine_failed"), "32.0 MiB (FFAAS_MAX_MEMORY_BYTES)")
 STACK = Expected(500, "threw", "the processor failed: RangeError: Maximum call stack size exceeded")
 
 # name: (the bomb, as statements in an async main, and what it gets on V8 and on wasm)
@@ -70,7 +72,7 @@ BOMBS: dict[str, tuple[str, Expected, Expected]] = {
         Expected(500, "threw", "the processor failed: RangeError: Invalid string length"),
         Expected(500, "threw", "the processor failed: InternalError: string too long"),
     ),
-    "flat string doubling": ("let s = 'x'; for (;;) s = (s + s).toLowerCase();", ABORTED, OOM),
+    "flat string doubling": ("let s = 'x'; for (;;) s = (s + s).toLowerCase();", OOM_OR_ABORTED, OOM),
     "regex bomb": ("/^(a+)+$/.test('a'.repeat(40) + 'b');", TIMEOUT, TIMEOUT),
     "deep recursion": ("const down = (n) => down(n + 1) + 1; down(0);", STACK, STACK),
     "infinite loop": ("for (;;) {}", TIMEOUT, TIMEOUT),
@@ -154,7 +156,8 @@ def test_a_bomb_is_stopped_at_its_limit_recorded_and_the_plane_serves_on(
     assert answer.headers["content-type"] == "application/json"
     assert expected.says in answer.json()["message"], answer.json()
     record = record_of(publisher, answer.headers["fh-conversation-id"])
-    assert (record.outcome, record.status) == (expected.outcome, expected.status)
+    outcomes = expected.outcome if isinstance(expected.outcome, tuple) else (expected.outcome,)
+    assert record.outcome in outcomes and record.status == expected.status
     if runtime == "v8":
         cap = EngineSettings(V8_ENGINES, V8_RUNS, MEMORY, 1).data_limit_bytes
         for pid, peak in peaks.items():
