@@ -251,6 +251,9 @@ class V8Engines:
 
     async def close(self) -> None:
         self._closing = True
+        self._changed.set()  # runs waiting for a worker give up
+        async with self._starting:  # a start under way ends first, so its workers are stopped below
+            pass
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from data_plane.app import create_app
 from data_plane.settings import Settings
+from tests.data_plane.component.conftest import Publisher
 
 
 def plane_threads() -> list[str]:
@@ -37,3 +40,31 @@ def test_a_start_up_that_fails_part_way_leaves_no_ticker_and_no_plane_thread(set
     assert plane_threads() == before
     with TestClient(create_app(settings)) as client:  # and the plane starts fine afterwards
         assert client.get("/status").json()["status"] == "ok"
+
+
+def engine_workers() -> list[int]:
+    """This process's children running the V8 engine worker."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"worker.js" in command:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_start_up_that_fails_after_the_v8_engines_started_leaves_no_engine_worker(
+    settings: Settings, publisher: Publisher
+) -> None:
+    publisher.processor("function main(r) { return 'x'; }", runtime="v8")  # engines start with the plane
+    broken = replace(settings, outbound_allow="not-a-network/99")
+    with pytest.raises(ValueError, match="FFAAS_OUTBOUND_ALLOW"), TestClient(create_app(broken)):
+        pass
+    assert engine_workers() == []
+    with TestClient(create_app(settings)) as client:
+        assert len(client.get("/status").json()["v8_engine_pids"]) == 1
+        assert engine_workers() == client.get("/status").json()["v8_engine_pids"]
+    assert engine_workers() == []
