@@ -22,8 +22,7 @@ inline steps take too long on average.  Later steps always run on the pool.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -41,6 +40,7 @@ from data_plane.runtime.quickjs_wasm import (
     QuickJsSession,
     QuickJsWasm,
 )
+from data_plane.runtime.run_slots import RunSlots
 from data_plane.runtime.wasm import Outcome, RunLimits
 from shared.conversations import RunOutcome
 from shared.errors import Unavailable
@@ -68,11 +68,8 @@ class WasmEvaluator:
         self.inline = inline
         self._timeout_ms = timeout_ms
         self.max_runs = max_runs
-        self._run_slots = asyncio.Semaphore(max_runs)
-        self.runs = 0
-        """Runs alive right now: executing a step or waiting for answers (for `/status`)."""
-        self.queued = 0
-        """Runs waiting for one of the `max_runs` slots (for `/status`)."""
+        self.slots = RunSlots(max_runs, max_runs, self._overloaded)
+        """Runs alive (executing a step or waiting for answers) and queued, for `/status`."""
         # The engine's memory holds the result too, so the result can never outgrow the memory limit.
         self.limits = RunLimits(
             timeout_ms=timeout_ms,
@@ -92,7 +89,7 @@ class WasmEvaluator:
             raise js_failure.engine_failed(str(exc), "", RunOutcome.RUNTIME_UNAVAILABLE) from None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout_ms / 1000
-        async with self._run_slot(deadline):
+        async with self.slots.slot(deadline):
             run = _WasmRun(self, engine, processor, request_json, with_prelude, host, deadline)
             try:
                 session = await run.begin()
@@ -103,27 +100,6 @@ class WasmEvaluator:
         if ended is None:
             raise js_failure.timed_out(self._timeout_ms)
         return self._result(ended)
-
-    @contextlib.asynccontextmanager
-    async def _run_slot(self, deadline: float) -> AsyncIterator[None]:
-        """One of the `max_runs` run slots; as many runs may queue for one, each until its
-        deadline.  Past that, 503."""
-        if self.runs >= self.max_runs and self.queued >= self.max_runs:
-            raise self._overloaded(f"and {self.queued} more are queued")
-        self.queued += 1
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._run_slots.acquire()
-        except TimeoutError:
-            raise self._overloaded("and none ended within the run's time limit") from None
-        finally:
-            self.queued -= 1
-        self.runs += 1
-        try:
-            yield
-        finally:
-            self.runs -= 1
-            self._run_slots.release()
 
     def _overloaded(self, why: str) -> JsFailure:
         message = (
