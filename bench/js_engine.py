@@ -93,7 +93,8 @@ async def _v8_per_run_s(source: str, request_json: str, defaults: Settings) -> f
     try:
 
         async def one() -> str:
-            async with engines.run("hello", source, request_json, False, defaults.run_timeout_ms) as run:
+            limits = (defaults.run_timeout_ms, defaults.max_log_bytes)
+            async with engines.run("hello", source, request_json, False, *limits) as run:
                 while (message := await run.next())["t"] not in ("done", "fail"):
                     pass
             return str(message.get("result"))

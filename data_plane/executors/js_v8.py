@@ -79,9 +79,9 @@ class V8Evaluator:
         sent: dict[int, asyncio.Future[str]],
     ) -> str:
         try:
-            async with self._engines.run(
-                processor.code_hash, processor.source, request_json, with_prelude, timeout_ms
-            ) as run:
+            code = (processor.code_hash, processor.source)
+            max_log_bytes = host.log_budget.max_bytes
+            async with self._engines.run(*code, request_json, with_prelude, timeout_ms, max_log_bytes) as run:
                 while True:
                     message = await run.next()
                     kind = message["t"]

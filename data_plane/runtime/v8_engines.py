@@ -262,7 +262,13 @@ class V8Engines:
 
     @contextlib.asynccontextmanager
     async def run(
-        self, code_hash: str, source: str, request_json: str, with_prelude: bool, timeout_ms: int
+        self,
+        code_hash: str,
+        source: str,
+        request_json: str,
+        with_prelude: bool,
+        timeout_ms: int,
+        max_log_bytes: int,
     ) -> AsyncIterator[EngineRun]:
         """Start the run on the least busy worker; its messages come through the `EngineRun`.
         Leaving early (a deadline, a cancelled request) tells the worker to drop the run."""
@@ -271,7 +277,7 @@ class V8Engines:
         engine.runs[run.id] = run
         engine.started_runs += 1
         message = {"t": "run", "id": run.id, "hash": code_hash, "src": source, "req": request_json}
-        engine.send({**message, "pre": with_prelude, "timeout": timeout_ms})
+        engine.send({**message, "pre": with_prelude, "timeout": timeout_ms, "maxLog": max_log_bytes})
         try:
             yield run
         finally:

@@ -18,7 +18,7 @@
 //   can run in any of its contexts.
 //
 // Protocol: newline-delimited JSON on stdin (from the data plane) and stdout (to it).
-//   in:  {"t":"run","id":N,"hash":H,"src":S,"req":JSON,"pre":bool,"timeout":ms}
+//   in:  {"t":"run","id":N,"hash":H,"src":S,"req":JSON,"pre":bool,"timeout":ms,"maxLog":bytes}
 //        {"t":"answer","id":N,"ticket":K,"json":JSON}       the answer to a dispatch
 //        {"t":"cancel","id":N}                               the data plane gave up on the run
 //   out: {"t":"ready","pid":P}                               once, at start
@@ -38,14 +38,28 @@ const PRELUDE = fs.readFileSync(preludePath, "utf8");
 const MEMORY_MIB = Math.max(8, Number(memoryArg) || 128); // isolated-vm's minimum is 8 MB
 const IDLE_KEPT = Number(idleArg) || 4;
 const SCRIPTS_KEPT = 64; // compiled processors kept per isolate
-// Before the prelude: `__ffaas_dispatch` as the prelude expects it (a function returning a Promise of
-// the answer), over the run's reference to its dispatch function in this process.  Callbacks
-// cannot return promises; references can.
+// Before the prelude, the host functions as it expects them:
+// - `__ffaas_dispatch` returns a Promise of the answer, over the run's reference to its dispatch
+//   function in this process (callbacks cannot return promises; references can);
+// - `__ffaas_log` stops sending lines once they passed the run's log budget (FFAAS_MAX_LOG_BYTES,
+//   counted in UTF-16 units, never more than its UTF-8 bytes: the data plane, which counts bytes and
+//   writes the cut notice, would drop every line not sent), so a processor logging in a loop cannot
+//   flood this process or the data plane.
 const BOOT = `(() => {
   const ref = globalThis.__ffaas_dispatch_ref;
+  const send = globalThis.__ffaas_log_callback;
+  let left = globalThis.__ffaas_log_budget;
   delete globalThis.__ffaas_dispatch_ref;
+  delete globalThis.__ffaas_log_callback;
+  delete globalThis.__ffaas_log_budget;
   globalThis.__ffaas_dispatch = (json) =>
     ref.apply(undefined, [String(json)], { result: { promise: true, copy: true } });
+  globalThis.__ffaas_log = (text) => {
+    if (left < 0) return;
+    text = String(text);
+    left -= text.length;
+    send(text);
+  };
 })();
 `;
 
@@ -132,7 +146,7 @@ class Run {
   }
 
   async execute() {
-    const { hash, src, req, pre, timeout } = this.message;
+    const { hash, src, req, pre, timeout, maxLog } = this.message;
     const slot = idle.pop() || new Slot();
     this.slot = slot;
     const timer = setTimeout(() => {
@@ -145,7 +159,8 @@ class Run {
       // code runs asynchronously, on the isolate's thread, so this thread stays free.
       context = slot.isolate.createContextSync();
       const global = context.global;
-      global.setSync("__ffaas_log", new ivm.Callback((text) => this.log(text), { ignored: true }));
+      global.setSync("__ffaas_log_callback", new ivm.Callback((text) => this.log(text), { ignored: true }));
+      global.setSync("__ffaas_log_budget", Number(maxLog) || 0);
       global.setSync("__ffaas_dispatch_ref", new ivm.Reference((json) => this.dispatch(json)));
       slot.prelude.runSync(context);
       let script;
