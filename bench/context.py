@@ -30,7 +30,7 @@ class Options:
     """Fewest samples of each conversation-lag measurement."""
     replay_runs: int = 200
     """Recorded runs the batch-replay scenario replays."""
-    v8_bomb: str = "array"
+    v8_bomb: str = "typed-array"
     """What the v8 memory-bombing neighbour allocates (bench/neighbours.py `BOMBS`)."""
     wasm_bomb: str = "typed-array"
     """What the wasm memory-bombing neighbour allocates."""

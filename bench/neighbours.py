@@ -8,10 +8,9 @@ hello endpoint of the deploy scenario. The neighbours, one of each kind per runt
   naming the setting;
 - `bomb v8`, `bomb wasm`: allocate until FFAAS_MAX_MEMORY_BYTES stops them: 500 and the JSON error
   naming the setting. What they allocate is `Options.v8_bomb` / `Options.wasm_bomb` (`BOMBS`):
-  `array` grows a JS array of arrays (on today's mini-racer V8 contains it: JSOOMException);
-  `typed-array` keeps 16 MiB typed arrays, which on V8 live outside its heap: on today's mini-racer
-  they can abort the whole data plane (issue 10), so v8 uses `array` unless told otherwise, until
-  V8 runs in engine worker processes with an OS memory cap.
+  `array` grows a JS array of arrays; `typed-array` (the default on both) keeps 16 MiB typed
+  arrays, which on V8 live outside its heap: only the engine workers' RLIMIT_DATA stops them (V8
+  in the data plane's own process, before issue 10, could be aborted whole by them).
 
 Every neighbour is called once and its answer checked before anything is measured. Then for each
 hello target: wrk alone (the row "<target>, alone"), then wrk again while a client of our own (a

@@ -116,9 +116,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--v8-bomb",
         choices=BOMB_KINDS,
-        default="array",
-        help="what the neighbours scenario's v8 memory bomb allocates (default array: a JS array of "
-        "arrays; typed-array can abort today's in-process V8, see README)",
+        default="typed-array",
+        help="what the neighbours scenario's v8 memory bomb allocates (default typed-array: off-heap "
+        "buffers, which only the engine workers' OS cap stops; array: a JS array of arrays)",
     )
     parser.add_argument(
         "--wasm-bomb",

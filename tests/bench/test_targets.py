@@ -221,7 +221,7 @@ def test_neighbours_in_the_table_say_what_they_got_and_whether_the_plane_survive
     assert "data plane DID NOT SURVIVE: worker pids were {0: 1, 1: 2}, now {0: 1, 1: 3}" in text
     assert [entry["hello"] for entry in document["neighbours"]] == [V8_HELLO, WAGI_HELLO]
     assert document["neighbours"][1]["wrong_answers"] == ["loop v8: expected 504, got 500: b'{}'"]
-    assert document["options"]["v8_bomb"] == "array"
+    assert document["options"]["v8_bomb"] == "typed-array"
     assert document["options"]["wasm_bomb"] == "typed-array"
 
 
@@ -276,7 +276,7 @@ def test_bomb_kinds_choose_the_handlers() -> None:
         ("bomb v8 (typed-array)", "v8", "bomb_typed_array.js", 500),
         ("bomb wasm (array)", "wasm", "bomb_array.js", 500),
     ]
-    assert parse_args([]).v8_bomb == "array" and parse_args([]).wasm_bomb == "typed-array"
+    assert parse_args([]).v8_bomb == "typed-array" and parse_args([]).wasm_bomb == "typed-array"
     assert parse_args(["--v8-bomb", "typed-array"]).v8_bomb == "typed-array"
 
 
