@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 RUN_DIR := $(DATA_DIR)/run
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := redis-server clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 python3-venv chromium fonts-dejavu-core
+SYSTEM_PACKAGES := redis-server g++ make clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 python3-venv chromium fonts-dejavu-core
 BENCH_PACKAGES := wrk
 REDIS_PORT ?= 6379
 export FFAAS_DATA_DIR ?= $(DATA_DIR)
