@@ -9,6 +9,7 @@ the old deploy or the new one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import wasmtime
@@ -41,18 +42,23 @@ class Registry:
     def __init__(self) -> None:
         self._endpoints: dict[str, PreparedEndpoint] = {}
         self._processors: dict[str, PreparedProcessor] = {}
+        self.runtimes_needed: Callable[[set[str]], None] = lambda runtimes: None
+        """Called with the runtimes of the processors installed, each time some are (the app
+        starts their engines, so that a processor's first run does not wait for them)."""
 
     def processor(self, processor_id: str) -> PreparedProcessor | None:
         return self._processors.get(processor_id)
 
     def install_processor(self, prepared: PreparedProcessor) -> None:
         self._processors[prepared.processor_id] = prepared
+        self.runtimes_needed({prepared.runtime})
 
     def remove_processor(self, processor_id: str) -> None:
         self._processors.pop(processor_id, None)
 
     def replace_processors(self, processors: dict[str, PreparedProcessor]) -> None:
         self._processors = dict(processors)
+        self.runtimes_needed(self.processor_runtimes())
 
     def code_hashes(self) -> set[str]:
         return {processor.code_hash for processor in self._processors.values()}

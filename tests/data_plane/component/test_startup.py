@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from data_plane.app import create_app
 from data_plane.settings import Settings
 from tests.data_plane.component.conftest import Publisher
+from tests.data_plane.component.upstreams import wait_for
 
 
 def plane_threads() -> list[str]:
@@ -68,3 +69,14 @@ def test_a_start_up_that_fails_after_the_v8_engines_started_leaves_no_engine_wor
         assert len(client.get("/status").json()["v8_engine_pids"]) == 1
         assert engine_workers() == client.get("/status").json()["v8_engine_pids"]
     assert engine_workers() == []
+
+
+def test_a_v8_processor_published_to_a_running_plane_starts_the_engines_before_its_first_run(
+    publisher: Publisher, settings: Settings
+) -> None:
+    """Its first run must not wait ~100 ms for the engine workers to start."""
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/status").json()["v8_engine_pids"] == [], "no V8 processor: no engine"
+        processor_id = publisher.processor("function main() { return 'hi'; }")
+        wait_for(lambda: client.get("/status").json()["v8_engine_pids"] != [], what="the engines to start")
+        assert client.get(f"/processor/{processor_id}/run").text == "hi"
