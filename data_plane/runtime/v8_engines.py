@@ -131,14 +131,10 @@ class EngineProcess:
         """Wait for the worker's `ready`, then start reading it."""
         assert self.process.stdout is not None and self.process.stderr is not None
         self._tasks.append(asyncio.create_task(self._read_stderr(self.process.stderr)))
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while True:  # the warm-up run's messages come first (worker.js)
-                line = await self.process.stdout.readline()
-                if not line:
-                    await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
-                    raise EngineUnavailable(f"the V8 engine worker did not start: {self.how_it_ended()}")
-                if json.loads(line).get("t") == "ready":
-                    break
+        line = await asyncio.wait_for(self.process.stdout.readline(), START_TIMEOUT_S)
+        if not line:
+            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+            raise EngineUnavailable(f"the V8 engine worker did not start: {self.how_it_ended()}")
         self._tasks.append(asyncio.create_task(self._read(self.process.stdout)))
 
     def send(self, message: dict[str, Any]) -> None:

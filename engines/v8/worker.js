@@ -242,16 +242,6 @@ input.on("line", (line) => {
 // The data plane closed our stdin: it is gone or stopping us; nothing may outlive it.
 input.on("close", () => process.exit(0));
 
-// Keep a few isolates ready so the first runs do not pay for making them, and make one trivial run
-// in each before saying ready: the first run in a process costs ~100 ms more (Node, isolated-vm and
-// V8 compiling their own paths), which no processor's first run should pay.  Its messages (id -1)
-// come before `ready` and belong to no run.
-(async () => {
-  const warm = Array.from({ length: Math.min(IDLE_KEPT, 2) }, () => new Slot());
-  for (const slot of warm) {
-    idle.push(slot);
-    const src = "function main() { return 'warm'; }";
-    await new Run({ id: -1, hash: "warm-up", src, req: "{}", pre: false, timeout: 5000, maxLog: 0 }).execute();
-  }
-  send({ t: "ready", pid: process.pid });
-})();
+// Keep a few isolates ready so the first runs do not pay for making them.
+for (let i = 0; i < Math.min(IDLE_KEPT, 2); i++) idle.push(new Slot());
+send({ t: "ready", pid: process.pid });
