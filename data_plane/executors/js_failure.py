@@ -7,7 +7,7 @@ the message and its stack in the conversation's `error_detail`.
 from __future__ import annotations
 
 from shared.conversations import RunOutcome
-from shared.errors import GuestError, GuestTimeout, ServiceError
+from shared.errors import GuestError, GuestTimeout, ServiceError, Unavailable
 
 MIB = 1 << 20
 STACK_EXHAUSTED = "RangeError: Maximum call stack size exceeded"
@@ -45,3 +45,9 @@ def threw(line: str, detail: str, outcome: RunOutcome = RunOutcome.THREW) -> JsF
 
 def engine_failed(reason: str, detail: str, outcome: RunOutcome = RunOutcome.ENGINE_ERROR) -> JsFailure:
     return JsFailure(GuestError(reason), outcome, detail)
+
+
+def overloaded(runtime: str, max_runs: int, why: str, settings: str) -> JsFailure:
+    """Every run slot of `runtime` busy and the queue full (or the wait past the deadline): 503."""
+    message = f"all {max_runs} {runtime} processor runs are busy {why} ({settings}); try again shortly"
+    return JsFailure(Unavailable(message, headers={"Retry-After": "1"}), RunOutcome.OVERLOADED)

@@ -173,7 +173,7 @@ class ThreadedHost:
         if timeout_s > 0 and not any(sent.done() for sent in self._sent.values()):
             await asyncio.wait(self._sent.values(), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         done = [ticket for ticket, sent in self._sent.items() if sent.done()]
-        return [(ticket, _answer_of(self._sent.pop(ticket))) for ticket in done]
+        return [(ticket, answer_of(self._sent.pop(ticket))) for ticket in done]
 
     async def finish(self) -> None:
         for sent in self._sent.values():
@@ -218,10 +218,11 @@ class InlineAttemptHost:
         self._calls = []
 
 
-def _answer_of(sent: asyncio.Future[str]) -> str:
-    """A finished dispatch as the processor sees it; a failure becomes an error answer."""
+def answer_of(sent: asyncio.Future[str], *, cancelled_as: str = TIME_LIMIT_REACHED) -> str:
+    """A finished dispatch as the processor sees it; a failure becomes an error answer (a cancelled
+    one `cancelled_as`: the time limit, or the run's end)."""
     if sent.cancelled():
-        return json.dumps({"error": TIME_LIMIT_REACHED})
+        return json.dumps({"error": cancelled_as})
     if sent.exception() is not None:
         return json.dumps({"error": f"the request could not be sent: {sent.exception()}"})
     return sent.result()

@@ -16,12 +16,11 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from data_plane.executors import js_failure
 from data_plane.executors.js_failure import JsFailure
-from data_plane.executors.js_host import RunHost
+from data_plane.executors.js_host import RUN_ENDED, RunHost, answer_of
 from data_plane.registry import PreparedProcessor
 from data_plane.runtime.run_slots import RunSlots
 from data_plane.runtime.v8_engines import (
@@ -32,7 +31,7 @@ from data_plane.runtime.v8_engines import (
     isolate_limit_bytes,
 )
 from shared.conversations import RunOutcome
-from shared.errors import GuestError, Unavailable
+from shared.errors import GuestError
 
 GRACE_S = 1.0
 SETTINGS = "FFAAS_V8_RUNS, FFAAS_V8_QUEUE"
@@ -110,7 +109,7 @@ class V8Evaluator:
 
         def answered(done: asyncio.Future[str]) -> None:
             if not run.over:
-                run.answer(ticket, _answer_of(done))
+                run.answer(ticket, answer_of(done, cancelled_as=RUN_ENDED))
 
         future.add_done_callback(answered)
 
@@ -141,10 +140,7 @@ class V8Evaluator:
         return js_failure.engine_failed(reason, str(gone), RunOutcome.ENGINE_FAILED)
 
     def _overloaded(self, why: str) -> JsFailure:
-        message = (
-            f"all {self.slots.max_runs} V8 processor runs are busy {why} ({SETTINGS}); try again shortly"
-        )
-        return JsFailure(Unavailable(message, headers={"Retry-After": "1"}), RunOutcome.OVERLOADED)
+        return js_failure.overloaded("V8", self.slots.max_runs, why, SETTINGS)
 
 
 async def _cut_off(host: RunHost, sent: dict[int, asyncio.Future[str]], *, ended: bool) -> None:
@@ -154,14 +150,6 @@ async def _cut_off(host: RunHost, sent: dict[int, asyncio.Future[str]], *, ended
     for future in sent.values():
         future.cancel()
     await asyncio.gather(*sent.values(), return_exceptions=True)
-
-
-def _answer_of(done: asyncio.Future[str]) -> str:
-    if done.cancelled():
-        return json.dumps({"error": "the run ended before the answer came"})
-    if done.exception() is not None:
-        return json.dumps({"error": f"the request could not be sent: {done.exception()}"})
-    return done.result()
 
 
 def _mib(max_memory_bytes: int) -> str:

@@ -43,7 +43,6 @@ from data_plane.runtime.quickjs_wasm import (
 from data_plane.runtime.run_slots import RunSlots
 from data_plane.runtime.wasm import Outcome, RunLimits
 from shared.conversations import RunOutcome
-from shared.errors import Unavailable
 
 QuickJsLoader = Callable[[], Awaitable[QuickJsWasm]]
 """Gives the loaded engine, or raises `EngineUnavailable` saying why runtime "wasm" cannot run."""
@@ -102,10 +101,7 @@ class WasmEvaluator:
         return self._result(ended)
 
     def _overloaded(self, why: str) -> JsFailure:
-        message = (
-            f"all {self.max_runs} wasm processor runs are busy {why} ({RUNS_SETTING}); try again shortly"
-        )
-        return JsFailure(Unavailable(message, headers={"Retry-After": "1"}), RunOutcome.OVERLOADED)
+        return js_failure.overloaded("wasm", self.max_runs, why, RUNS_SETTING)
 
     def _result(self, run: QuickJsRun) -> str:
         if run.result is not None:
