@@ -103,24 +103,18 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 )
             )
             resources.push_async_callback(v8.close)
-            if "v8" in registry.processor_runtimes():  # else on first use, as for wasm
-                try:
-                    await v8.start()
-                except EngineUnavailable as exc:  # runs on V8 answer why; the rest is served
-                    log.error("%s", exc)
-            if "wasm" in registry.processor_runtimes():
-                quickjs.start()  # else on first use: a data plane without wasm processors never pays
             engine_starts: set[asyncio.Task[None]] = set()
 
             async def start_v8() -> None:
                 try:
                     await v8.start()
-                except EngineUnavailable as exc:  # its runs answer why
+                except EngineUnavailable as exc:  # runs on V8 answer why; the rest is served
                     log.error("%s", exc)
 
             def start_engines(runtimes: set[str]) -> None:
                 """A processor arrived: its runtime's engine starts now, in the background, so that
-                its first run does not wait for it (~100 ms for the V8 engine workers)."""
+                its first run does not wait for it (~100 ms for the V8 engine workers). A data plane
+                without processors of a runtime never pays for its engine."""
                 if "v8" in runtimes and not v8.started:
                     task = asyncio.create_task(start_v8(), name="ffaas-v8-start")
                     engine_starts.add(task)
@@ -128,6 +122,9 @@ def create_app(settings: Settings) -> DataPlaneApp:
                 if "wasm" in runtimes and quickjs.state == "not loaded":
                     quickjs.start()
 
+            if "v8" in registry.processor_runtimes():
+                await start_v8()  # before serving: the processors already there run at once
+            start_engines(registry.processor_runtimes())
             registry.runtimes_needed = start_engines
             outbound = OutboundHttp(
                 NetworkPolicy.from_setting(settings.outbound_allow),
