@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from control_plane.settings import is_loopback_host
@@ -35,7 +36,7 @@ class LoopbackHostGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = _host_header(scope)
+            host = Headers(scope=scope).get("host")
             if host is not None and not _names_loopback(host):
                 refusal = (
                     f"request for host {host[:100]!r} refused: with no FFAAS_ADMIN_TOKEN this control "
@@ -46,13 +47,6 @@ class LoopbackHostGuard:
                 await error_response(403, refusal)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _host_header(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name.lower() == b"host":
-            return value.decode("latin-1")
-    return None
 
 
 def _names_loopback(host: str) -> bool:
