@@ -50,6 +50,21 @@ def test_a_worker_knows_its_siblings_plane_ids() -> None:
     assert Settings(plane_id=BASE).worker_plane_ids == (BASE,)
 
 
+def adoption_by_worker(client: aioredis.Redis, keys: Keys, data_dir: Path, plane_id: str) -> OutboxAdoption:
+    """The adoption of worker `plane_id` of a data plane of two workers."""
+    return OutboxAdoption(
+        client,
+        keys,
+        data_dir=data_dir,
+        base_plane_id=BASE,
+        worker_plane_ids=worker_plane_ids(BASE, 2),
+        plane_id=plane_id,
+        max_bytes=1 << 20,
+        stream_max_length=10_000,
+        record_timeout_ms=1000,
+    )
+
+
 @pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url)
@@ -66,17 +81,7 @@ async def test_a_locked_outbox_is_left_alone_and_adopted_once_released(
     still_running = DiskOutbox(gone_worker, max_bytes=1 << 20)  # a worker of the old count, stopping
     await still_running.append(records[:3])
     await still_running.append(records[3:])
-    adoption = OutboxAdoption(
-        client,
-        keys,
-        data_dir=tmp_path,
-        base_plane_id=BASE,
-        worker_plane_ids=worker_plane_ids(BASE, 2),
-        plane_id=f"{BASE}/0",
-        max_bytes=1 << 20,
-        stream_max_length=10_000,
-        record_timeout_ms=1000,
-    )
+    adoption = adoption_by_worker(client, keys, tmp_path, f"{BASE}/0")
     sync_client = redis.Redis.from_url(redis_url)
     try:
         assert await adoption.adopt_orphans() == 0
@@ -106,17 +111,7 @@ async def test_when_start_returns_every_adopted_run_is_held_or_on_the_stream(
     left = DiskOutbox(outbox_directory(tmp_path, f"{BASE}/2"), max_bytes=1 << 20)
     await left.append(records)
     await left.close()
-    adoption = OutboxAdoption(
-        client,
-        keys,
-        data_dir=tmp_path,
-        base_plane_id=BASE,
-        worker_plane_ids=worker_plane_ids(BASE, 2),
-        plane_id=f"{BASE}/1",
-        max_bytes=1 << 20,
-        stream_max_length=10_000,
-        record_timeout_ms=1000,
-    )
+    adoption = adoption_by_worker(client, keys, tmp_path, f"{BASE}/1")
     sync_client = redis.Redis.from_url(redis_url)
     try:
         await adoption.start()
